@@ -1,0 +1,508 @@
+/**
+ * Kanmon's configuration: one schema for the runtime and the CDK stack.
+ *
+ * This file must stay free of fastify, the AWS SDK and node-specific I/O so that
+ * `lib/` can import it. `validateConfig` takes untrusted JSON and returns either a
+ * frozen, fully defaulted config or every error found, each phrased as
+ * "section: option 'x' must be …, got …".
+ */
+
+export type UserVerification = 'required' | 'preferred';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** A factor a route may demand. `mtls` is accepted by the language now; enforcement arrives with client certificates. */
+export type Factor = 'passkey' | 'otp' | 'recovery' | 'mtls';
+export const FACTORS: readonly Factor[] = ['passkey', 'otp', 'recovery', 'mtls'];
+
+export interface ServerConfig {
+  /** TLS listener port. @default 8443 */
+  readonly port: number;
+  /** Address the TLS listener binds. @default "0.0.0.0" */
+  readonly host: string;
+  /**
+   * The origin users type into the browser; used for WebAuthn origin checks and for links.
+   * @default `https://localhost:<port>`
+   */
+  readonly publicOrigin: string;
+  /** Internal port for /healthz and /readyz; 0 disables the health listener. @default 0 */
+  readonly healthPort: number;
+  /** Largest request body the portal accepts, in bytes. @default 65536 */
+  readonly portalBodyLimitBytes: number;
+}
+
+export type TlsConfig =
+  | { readonly source: 'self-signed-dev' }
+  | { readonly source: 'file'; readonly certFile: string; readonly keyFile: string };
+
+export type StoreConfig =
+  | { readonly kind: 'sqlite'; /** @default `<dataDir>/kanmon.db` */ readonly file: string }
+  | {
+      readonly kind: 'dynamodb';
+      readonly table: string;
+      /** @default the AWS SDK's own region resolution */
+      readonly region?: string;
+      /** For DynamoDB Local and tests. */
+      readonly endpoint?: string;
+    };
+
+export type SecretsConfig =
+  | { readonly provider: 'local' }
+  | { readonly provider: 'kms'; readonly keyId: string; readonly region?: string };
+
+export interface WebAuthnConfig {
+  /** Relying party id. @default the host name of `server.publicOrigin` */
+  readonly rpId: string;
+  /** Shown by authenticators. @default "Kanmon" */
+  readonly rpName: string;
+  /** Origins accepted in clientDataJSON. @default [server.publicOrigin] */
+  readonly origins: readonly string[];
+  /** @default "required" */
+  readonly userVerification: UserVerification;
+  /** Ceremony timeout given to the browser, and the challenge lifetime. @default 300 */
+  readonly challengeTtlSeconds: number;
+}
+
+export interface SessionConfig {
+  /** @default 1800 (30 min) */
+  readonly idleTimeoutSeconds: number;
+  /** @default 43200 (12 h) */
+  readonly absoluteTimeoutSeconds: number;
+  /** How stale a node's cached view of a session may be; also the revocation bound. @default 5 */
+  readonly cacheSeconds: number;
+  /** Upper bound on cached sessions per node. @default 100000 */
+  readonly cacheMaxEntries: number;
+}
+
+export interface JwtConfig {
+  /** Lifetime of the X-Kanmon-Jwt token; at most 300. @default 300 */
+  readonly ttlSeconds: number;
+  /** `iss` claim. @default server.publicOrigin */
+  readonly issuer: string;
+}
+
+export interface EnrollmentConfig {
+  /** Default lifetime of enrollment links. @default 86400 (24 h) */
+  readonly linkTtlSeconds: number;
+}
+
+export interface RoutePolicyConfig {
+  /** Alternatives of factor combinations, e.g. [["passkey"], ["otp","mtls"]]. @default [["passkey"]] */
+  readonly factors: readonly (readonly Factor[])[];
+  /** Usernames allowed; empty with empty groups means every signed-in user. @default [] */
+  readonly allowUsers: readonly string[];
+  /** Groups allowed. @default [] */
+  readonly allowGroups: readonly string[];
+}
+
+export interface RouteConfig {
+  /** Stable identifier; the JWT audience. */
+  readonly id: string;
+  readonly match: {
+    /** Exact host name; absent matches every host. */
+    readonly host?: string;
+    /** Path prefix. @default "/" */
+    readonly pathPrefix: string;
+  };
+  /** `http(s)://host:port` or the literal `demo` for the bundled demo groupware. */
+  readonly upstream: string;
+  readonly policy: RoutePolicyConfig;
+  /** Send the client's Host header upstream instead of the upstream's own. @default false */
+  readonly preserveHost: boolean;
+}
+
+export interface KanmonConfig {
+  /** Directory for the SQLite file, local secrets and the development CA. @default "./.kanmon" */
+  readonly dataDir: string;
+  readonly server: ServerConfig;
+  readonly tls: TlsConfig;
+  readonly store: StoreConfig;
+  readonly secrets: SecretsConfig;
+  readonly webauthn: WebAuthnConfig;
+  readonly session: SessionConfig;
+  readonly jwt: JwtConfig;
+  readonly enrollment: EnrollmentConfig;
+  readonly routes: readonly RouteConfig[];
+  readonly log: { readonly level: LogLevel };
+}
+
+/** What a config file may hold: every option optional. */
+export type KanmonConfigInput = DeepPartial<KanmonConfig>;
+type DeepPartial<T> = T extends readonly (infer U)[]
+  ? readonly DeepPartial<U>[]
+  : T extends object
+    ? { -readonly [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+export type ValidationResult =
+  | { readonly ok: true; readonly config: KanmonConfig }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+export class ConfigError extends Error {
+  constructor(readonly errors: readonly string[]) {
+    super(`invalid configuration:\n  - ${errors.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates and defaults a config; throws ConfigError listing every problem. */
+export function parseConfig(input: unknown): KanmonConfig {
+  const result = validateConfig(input);
+  if (!result.ok) throw new ConfigError(result.errors);
+  return result.config;
+}
+
+const ROUTE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
+const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const GROUP_OR_USER = /^[^\s,]{1,128}$/;
+
+export function validateConfig(input: unknown): ValidationResult {
+  const errors: string[] = [];
+  const root = asSection(input, '(root)', errors);
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'routes', 'log'];
+  rejectUnknown(root, known, '(root)', errors);
+
+  const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
+
+  const s = asSection(root.server, 'server', errors);
+  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes'], 'server', errors);
+  const port = int(s, 'port', 'server', errors, 8443, 1, 65535);
+  const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
+  const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
+  const healthPort = int(s, 'healthPort', 'server', errors, 0, 0, 65535);
+  const portalBodyLimitBytes = int(s, 'portalBodyLimitBytes', 'server', errors, 65536, 1024, 10 * 1024 * 1024);
+  if (healthPort !== 0 && healthPort === port) errors.push(`server: option 'healthPort' must differ from 'port', got ${healthPort}`);
+
+  const t = asSection(root.tls, 'tls', errors);
+  const tlsSource = oneOf(t, 'source', 'tls', errors, ['self-signed-dev', 'file'] as const, 'self-signed-dev');
+  let tls: TlsConfig;
+  if (tlsSource === 'file') {
+    rejectUnknown(t, ['source', 'certFile', 'keyFile'], 'tls', errors);
+    tls = {
+      source: 'file',
+      certFile: str(t, 'certFile', 'tls', errors, undefined, { nonEmpty: true, required: true }),
+      keyFile: str(t, 'keyFile', 'tls', errors, undefined, { nonEmpty: true, required: true }),
+    };
+  } else {
+    rejectUnknown(t, ['source'], 'tls', errors);
+    tls = { source: 'self-signed-dev' };
+  }
+
+  const st = asSection(root.store, 'store', errors);
+  const kind = oneOf(st, 'kind', 'store', errors, ['sqlite', 'dynamodb'] as const, 'sqlite');
+  let store: StoreConfig;
+  if (kind === 'dynamodb') {
+    rejectUnknown(st, ['kind', 'table', 'region', 'endpoint'], 'store', errors);
+    const table = str(st, 'table', 'store', errors, undefined, { nonEmpty: true, required: true });
+    if (table && !/^[a-zA-Z0-9_.-]{3,255}$/.test(table)) {
+      errors.push(`store: option 'table' must be a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -), got ${show(table)}`);
+    }
+    const region = optStr(st, 'region', 'store', errors);
+    const endpoint = optStr(st, 'endpoint', 'store', errors);
+    if (endpoint !== undefined && !isHttpUrl(endpoint)) errors.push(`store: option 'endpoint' must be an http(s) URL, got ${show(endpoint)}`);
+    store = { kind: 'dynamodb', table, ...(region ? { region } : {}), ...(endpoint ? { endpoint } : {}) };
+  } else {
+    rejectUnknown(st, ['kind', 'file'], 'store', errors);
+    store = { kind: 'sqlite', file: str(st, 'file', 'store', errors, joinPath(dataDir, 'kanmon.db'), { nonEmpty: true }) };
+  }
+
+  const se = asSection(root.secrets, 'secrets', errors);
+  const provider = oneOf(se, 'provider', 'secrets', errors, ['local', 'kms'] as const, 'local');
+  let secrets: SecretsConfig;
+  if (provider === 'kms') {
+    rejectUnknown(se, ['provider', 'keyId', 'region'], 'secrets', errors);
+    const region = optStr(se, 'region', 'secrets', errors);
+    secrets = { provider: 'kms', keyId: str(se, 'keyId', 'secrets', errors, undefined, { nonEmpty: true, required: true }), ...(region ? { region } : {}) };
+  } else {
+    rejectUnknown(se, ['provider'], 'secrets', errors);
+    secrets = { provider: 'local' };
+  }
+
+  const w = asSection(root.webauthn, 'webauthn', errors);
+  rejectUnknown(w, ['rpId', 'rpName', 'origins', 'userVerification', 'challengeTtlSeconds'], 'webauthn', errors);
+  const originHost = safeHostname(publicOrigin);
+  const rpId = str(w, 'rpId', 'webauthn', errors, originHost, { nonEmpty: true });
+  if (rpId && !HOST_NAME.test(rpId)) errors.push(`webauthn: option 'rpId' must be a host name, got ${show(rpId)}`);
+  if (rpId && originHost && !(originHost === rpId || originHost.endsWith(`.${rpId}`))) {
+    errors.push(`webauthn: option 'rpId' must be server.publicOrigin's host or a parent domain of it, got ${show(rpId)} for ${show(publicOrigin)}`);
+  }
+  const origins = strList(w, 'origins', 'webauthn', errors, [publicOrigin]);
+  origins.forEach((o, i) => {
+    if (!isOrigin(o)) errors.push(`webauthn: option 'origins[${i}]' must be an origin like https://host[:port], got ${show(o)}`);
+  });
+  const webauthn: WebAuthnConfig = {
+    rpId,
+    rpName: str(w, 'rpName', 'webauthn', errors, 'Kanmon', { nonEmpty: true }),
+    origins,
+    userVerification: oneOf(w, 'userVerification', 'webauthn', errors, ['required', 'preferred'] as const, 'required'),
+    challengeTtlSeconds: int(w, 'challengeTtlSeconds', 'webauthn', errors, 300, 30, 600),
+  };
+
+  const ss = asSection(root.session, 'session', errors);
+  rejectUnknown(ss, ['idleTimeoutSeconds', 'absoluteTimeoutSeconds', 'cacheSeconds', 'cacheMaxEntries'], 'session', errors);
+  const session: SessionConfig = {
+    idleTimeoutSeconds: int(ss, 'idleTimeoutSeconds', 'session', errors, 1800, 60, 7 * 86400),
+    absoluteTimeoutSeconds: int(ss, 'absoluteTimeoutSeconds', 'session', errors, 43200, 60, 30 * 86400),
+    cacheSeconds: int(ss, 'cacheSeconds', 'session', errors, 5, 0, 60),
+    cacheMaxEntries: int(ss, 'cacheMaxEntries', 'session', errors, 100000, 100, 10_000_000),
+  };
+  if (session.idleTimeoutSeconds > session.absoluteTimeoutSeconds) {
+    errors.push(`session: option 'idleTimeoutSeconds' must not exceed 'absoluteTimeoutSeconds', got ${session.idleTimeoutSeconds} > ${session.absoluteTimeoutSeconds}`);
+  }
+
+  const j = asSection(root.jwt, 'jwt', errors);
+  rejectUnknown(j, ['ttlSeconds', 'issuer'], 'jwt', errors);
+  const jwt: JwtConfig = {
+    ttlSeconds: int(j, 'ttlSeconds', 'jwt', errors, 300, 30, 300),
+    issuer: str(j, 'issuer', 'jwt', errors, publicOrigin, { nonEmpty: true }),
+  };
+
+  const e = asSection(root.enrollment, 'enrollment', errors);
+  rejectUnknown(e, ['linkTtlSeconds'], 'enrollment', errors);
+  const enrollment: EnrollmentConfig = {
+    linkTtlSeconds: int(e, 'linkTtlSeconds', 'enrollment', errors, 86400, 300, 30 * 86400),
+  };
+
+  const routes = validateRoutes(root.routes, errors);
+
+  const l = asSection(root.log, 'log', errors);
+  rejectUnknown(l, ['level'], 'log', errors);
+  const level = oneOf(l, 'level', 'log', errors, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
+
+  if (errors.length > 0) return { ok: false, errors };
+  const config: KanmonConfig = {
+    dataDir,
+    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes },
+    tls,
+    store,
+    secrets,
+    webauthn,
+    session,
+    jwt,
+    enrollment,
+    routes,
+    log: { level },
+  };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+function validateRoutes(value: unknown, errors: string[]): RouteConfig[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    errors.push(`routes: must be a list of routes, got ${show(value)}`);
+    return [];
+  }
+  const seen = new Set<string>();
+  const seenMatch = new Set<string>();
+  return value.map((raw, i): RouteConfig => {
+    const where = `routes[${i}]`;
+    const r = asSection(raw, where, errors);
+    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost'], where, errors);
+    const id = str(r, 'id', where, errors, undefined, { nonEmpty: true, required: true });
+    if (id && !ROUTE_ID.test(id)) errors.push(`${where}: option 'id' must be 1-63 letters, digits, '-' or '_', got ${show(id)}`);
+    if (id && seen.has(id)) errors.push(`${where}: option 'id' must be unique, got ${show(id)} twice`);
+    seen.add(id);
+
+    const m = asSection(r.match, `${where}.match`, errors);
+    rejectUnknown(m, ['host', 'pathPrefix'], `${where}.match`, errors);
+    const host = optStr(m, 'host', `${where}.match`, errors)?.toLowerCase();
+    if (host !== undefined && !HOST_NAME.test(host)) errors.push(`${where}.match: option 'host' must be a host name, got ${show(host)}`);
+    const pathPrefix = str(m, 'pathPrefix', `${where}.match`, errors, '/', { nonEmpty: true });
+    if (!pathPrefix.startsWith('/')) errors.push(`${where}.match: option 'pathPrefix' must start with '/', got ${show(pathPrefix)}`);
+    if (pathPrefix.startsWith('/.kanmon')) errors.push(`${where}.match: option 'pathPrefix' must not be under the reserved /.kanmon/ prefix, got ${show(pathPrefix)}`);
+    const matchKey = `${host ?? '*'} ${pathPrefix}`;
+    if (seenMatch.has(matchKey)) errors.push(`${where}.match: another route already matches host ${show(host ?? '*')} and pathPrefix ${show(pathPrefix)}`);
+    seenMatch.add(matchKey);
+
+    const upstream = str(r, 'upstream', where, errors, undefined, { nonEmpty: true, required: true });
+    if (upstream && upstream !== 'demo') {
+      const problem = upstreamProblem(upstream);
+      if (problem) errors.push(`${where}: option 'upstream' must be ${problem}, got ${show(upstream)}`);
+    }
+
+    const p = asSection(r.policy, `${where}.policy`, errors);
+    rejectUnknown(p, ['factors', 'allowUsers', 'allowGroups'], `${where}.policy`, errors);
+    const policy: RoutePolicyConfig = {
+      factors: factorAlternatives(p.factors, `${where}.policy`, errors),
+      allowUsers: strList(p, 'allowUsers', `${where}.policy`, errors, [], GROUP_OR_USER),
+      allowGroups: strList(p, 'allowGroups', `${where}.policy`, errors, [], GROUP_OR_USER),
+    };
+    const preserveHost = bool(r, 'preserveHost', where, errors, false);
+    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost };
+  });
+}
+
+function factorAlternatives(value: unknown, where: string, errors: string[]): Factor[][] {
+  if (value === undefined) return [['passkey']];
+  const bad = () => errors.push(`${where}: option 'factors' must be a non-empty list of non-empty factor lists from ${FACTORS.join(', ')}, e.g. [["passkey"],["otp","mtls"]], got ${show(value)}`);
+  if (!Array.isArray(value) || value.length === 0) {
+    bad();
+    return [['passkey']];
+  }
+  const out: Factor[][] = [];
+  for (const alt of value) {
+    if (!Array.isArray(alt) || alt.length === 0 || !alt.every((f) => (FACTORS as readonly unknown[]).includes(f))) {
+      bad();
+      return [['passkey']];
+    }
+    out.push([...new Set(alt as Factor[])]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// small typed readers that record an error and return a usable fallback
+
+type Section = Record<string, unknown>;
+
+function asSection(value: unknown, where: string, errors: string[]): Section {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    errors.push(`${where}: must be an object, got ${show(value)}`);
+    return {};
+  }
+  return value as Section;
+}
+
+function rejectUnknown(section: Section, known: string[], where: string, errors: string[]): void {
+  for (const key of Object.keys(section)) {
+    if (!known.includes(key)) errors.push(`${where}: option '${key}' is not known (known: ${known.join(', ')})`);
+  }
+}
+
+function str(
+  section: Section,
+  key: string,
+  where: string,
+  errors: string[],
+  fallback: string | undefined,
+  opts: { nonEmpty?: boolean; required?: boolean } = {},
+): string {
+  const v = section[key];
+  if (v === undefined) {
+    if (opts.required || fallback === undefined) {
+      errors.push(`${where}: option '${key}' is required`);
+      return '';
+    }
+    return fallback;
+  }
+  if (typeof v !== 'string' || (opts.nonEmpty && v.trim() === '')) {
+    errors.push(`${where}: option '${key}' must be a ${opts.nonEmpty ? 'non-empty ' : ''}string, got ${show(v)}`);
+    return fallback ?? '';
+  }
+  return v;
+}
+
+function optStr(section: Section, key: string, where: string, errors: string[]): string | undefined {
+  const v = section[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.trim() === '') {
+    errors.push(`${where}: option '${key}' must be a non-empty string, got ${show(v)}`);
+    return undefined;
+  }
+  return v;
+}
+
+function int(section: Section, key: string, where: string, errors: string[], fallback: number, min: number, max: number): number {
+  const v = section[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    errors.push(`${where}: option '${key}' must be an integer from ${min} to ${max}, got ${show(v)}`);
+    return fallback;
+  }
+  return v;
+}
+
+function bool(section: Section, key: string, where: string, errors: string[], fallback: boolean): boolean {
+  const v = section[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') {
+    errors.push(`${where}: option '${key}' must be true or false, got ${show(v)}`);
+    return fallback;
+  }
+  return v;
+}
+
+function oneOf<T extends string>(section: Section, key: string, where: string, errors: string[], allowed: readonly T[], fallback: T): T {
+  const v = section[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    errors.push(`${where}: option '${key}' must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${show(v)}`);
+    return fallback;
+  }
+  return v as T;
+}
+
+function strList(section: Section, key: string, where: string, errors: string[], fallback: string[], pattern?: RegExp): string[] {
+  const v = section[key];
+  if (v === undefined) return fallback;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && (!pattern || pattern.test(x)))) {
+    errors.push(`${where}: option '${key}' must be a list of ${pattern ? 'names without spaces or commas' : 'strings'}, got ${show(v)}`);
+    return fallback;
+  }
+  return v as string[];
+}
+
+function origin(section: Section, key: string, where: string, errors: string[], fallback: string): string {
+  const v = str(section, key, where, errors, fallback, { nonEmpty: true });
+  if (!isOrigin(v)) {
+    errors.push(`${where}: option '${key}' must be an https origin like https://gate.example.com[:port], got ${show(v)}`);
+    return fallback;
+  }
+  return v;
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'https:' && u.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function upstreamProblem(value: string): string | undefined {
+  const expected = "an http:// or https:// URL with a host and no query, or 'demo'";
+  try {
+    const u = new URL(value);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return expected;
+    if (!u.hostname || u.search || u.hash || u.username || u.password) return expected;
+    return undefined;
+  } catch {
+    return expected;
+  }
+}
+
+function safeHostname(value: string): string {
+  try {
+    return new URL(value).hostname;
+  } catch {
+    return 'localhost';
+  }
+}
+
+function joinPath(dir: string, file: string): string {
+  return dir.endsWith('/') ? `${dir}${file}` : `${dir}/${file}`;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
