@@ -201,5 +201,11 @@ export interface Store {
   readonly audit: AuditStore;
   /** A cheap round trip, for readiness. */
   ping(): Promise<void>;
+  /**
+   * Deletes expired challenges, sessions and tokens. SQLite runs this on a timer; DynamoDB's
+   * TTL does the work there, so its implementation may do nothing. Readers never rely on it:
+   * every read path checks expiry itself.
+   */
+  sweepExpired(now: number): Promise<void>;
   close(): Promise<void>;
 }
