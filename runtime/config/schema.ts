@@ -27,11 +27,52 @@ export interface ServerConfig {
   readonly healthPort: number;
   /** Largest request body the portal accepts, in bytes. @default 65536 */
   readonly portalBodyLimitBytes: number;
+  /** Plain-HTTP listener for ACME HTTP-01 and the redirect to https; 0 disables it. @default 0 */
+  readonly httpPort: number;
+  /** PROXY protocol v2 on the TLS (and plain) listener, accepted only from these networks. */
+  readonly proxyProtocol: ProxyProtocolConfig;
+}
+
+export interface ProxyProtocolConfig {
+  /** @default false */
+  readonly enabled: boolean;
+  /** CIDRs of the load balancers allowed to send a PROXY header, e.g. the VPC CIDR. @default [] */
+  readonly allowedNetworks: readonly string[];
 }
 
 export type TlsConfig =
   | { readonly source: 'self-signed-dev' }
-  | { readonly source: 'file'; readonly certFile: string; readonly keyFile: string };
+  | { readonly source: 'file'; readonly certFile: string; readonly keyFile: string }
+  | {
+      readonly source: 'acme';
+      /** Host names to certify. @default [host of server.publicOrigin] */
+      readonly domains: readonly string[];
+      /** ACME account contact. */
+      readonly email: string;
+      /** @default Let's Encrypt production */
+      readonly directoryUrl: string;
+      /** @default "ecdsa" */
+      readonly keyType: 'ecdsa' | 'rsa';
+    }
+  | {
+      /** A certificate and key stored in AWS Secrets Manager as JSON {"certificate","privateKey"} PEM. */
+      readonly source: 'imported';
+      readonly secretArn: string;
+    }
+  | {
+      /**
+       * TLS ends in front of Kanmon (an NLB with an ACM certificate). The listener speaks plain
+       * HTTP and must only be reachable from that load balancer; mTLS is impossible here.
+       */
+      readonly source: 'offloaded';
+    };
+
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING_DIRECTORY = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+
+export type NotificationsConfig =
+  | { readonly kind: 'log' }
+  | { readonly kind: 'sns'; readonly topicArn: string; readonly region?: string };
 
 export type StoreConfig =
   | { readonly kind: 'sqlite'; /** @default `<dataDir>/kanmon.db` */ readonly file: string }
@@ -122,6 +163,10 @@ export interface KanmonConfig {
   readonly enrollment: EnrollmentConfig;
   readonly routes: readonly RouteConfig[];
   readonly log: { readonly level: LogLevel };
+  /** Where administrators are told about state changes. @default { kind: "log" } */
+  readonly notifications: NotificationsConfig;
+  /** CloudWatch Embedded Metric Format lines on stdout. @default { emf: false, namespace: "Kanmon" } */
+  readonly metrics: { readonly emf: boolean; readonly namespace: string };
 }
 
 /** What a config file may hold: every option optional. */
@@ -157,24 +202,59 @@ const GROUP_OR_USER = /^[^\s,]{1,128}$/;
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'routes', 'log'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'routes', 'log', 'notifications', 'metrics'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
 
   const s = asSection(root.server, 'server', errors);
-  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes'], 'server', errors);
+  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol'], 'server', errors);
   const port = int(s, 'port', 'server', errors, 8443, 1, 65535);
   const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
   const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
   const healthPort = int(s, 'healthPort', 'server', errors, 0, 0, 65535);
   const portalBodyLimitBytes = int(s, 'portalBodyLimitBytes', 'server', errors, 65536, 1024, 10 * 1024 * 1024);
   if (healthPort !== 0 && healthPort === port) errors.push(`server: option 'healthPort' must differ from 'port', got ${healthPort}`);
+  const httpPort = int(s, 'httpPort', 'server', errors, 0, 0, 65535);
+  if (httpPort !== 0 && (httpPort === port || httpPort === healthPort)) {
+    errors.push(`server: option 'httpPort' must differ from 'port' and 'healthPort', got ${httpPort}`);
+  }
+  const pp = asSection(s.proxyProtocol, 'server.proxyProtocol', errors);
+  rejectUnknown(pp, ['enabled', 'allowedNetworks'], 'server.proxyProtocol', errors);
+  const proxyProtocol: ProxyProtocolConfig = {
+    enabled: bool(pp, 'enabled', 'server.proxyProtocol', errors, false),
+    allowedNetworks: strList(pp, 'allowedNetworks', 'server.proxyProtocol', errors, []),
+  };
+  proxyProtocol.allowedNetworks.forEach((cidr, i) => {
+    if (!isCidr(cidr)) errors.push(`server.proxyProtocol: option 'allowedNetworks[${i}]' must be a CIDR like 10.0.0.0/16, got ${show(cidr)}`);
+  });
+  if (proxyProtocol.enabled && proxyProtocol.allowedNetworks.length === 0) {
+    errors.push(`server.proxyProtocol: option 'allowedNetworks' must list the load balancers' networks when 'enabled' is true, got []`);
+  }
 
   const t = asSection(root.tls, 'tls', errors);
-  const tlsSource = oneOf(t, 'source', 'tls', errors, ['self-signed-dev', 'file'] as const, 'self-signed-dev');
+  const tlsSource = oneOf(t, 'source', 'tls', errors, ['self-signed-dev', 'file', 'acme', 'imported', 'offloaded'] as const, 'self-signed-dev');
   let tls: TlsConfig;
-  if (tlsSource === 'file') {
+  if (tlsSource === 'acme') {
+    rejectUnknown(t, ['source', 'domains', 'email', 'directoryUrl', 'keyType'], 'tls', errors);
+    const domains = strList(t, 'domains', 'tls', errors, [safeHostname(publicOrigin)]);
+    domains.forEach((d, i) => {
+      if (!HOST_NAME.test(d)) errors.push(`tls: option 'domains[${i}]' must be a host name, got ${show(d)}`);
+    });
+    if (domains.length === 0) errors.push(`tls: option 'domains' must name at least one host, got []`);
+    const email = str(t, 'email', 'tls', errors, undefined, { nonEmpty: true, required: true });
+    if (email && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) errors.push(`tls: option 'email' must be an e-mail address, got ${show(email)}`);
+    const directoryUrl = str(t, 'directoryUrl', 'tls', errors, LETS_ENCRYPT_DIRECTORY, { nonEmpty: true });
+    if (!isHttpUrl(directoryUrl)) errors.push(`tls: option 'directoryUrl' must be an http(s) URL, got ${show(directoryUrl)}`);
+    const keyType = oneOf(t, 'keyType', 'tls', errors, ['ecdsa', 'rsa'] as const, 'ecdsa');
+    tls = { source: 'acme', domains, email, directoryUrl, keyType };
+  } else if (tlsSource === 'imported') {
+    rejectUnknown(t, ['source', 'secretArn'], 'tls', errors);
+    tls = { source: 'imported', secretArn: str(t, 'secretArn', 'tls', errors, undefined, { nonEmpty: true, required: true }) };
+  } else if (tlsSource === 'offloaded') {
+    rejectUnknown(t, ['source'], 'tls', errors);
+    tls = { source: 'offloaded' };
+  } else if (tlsSource === 'file') {
     rejectUnknown(t, ['source', 'certFile', 'keyFile'], 'tls', errors);
     tls = {
       source: 'file',
@@ -262,15 +342,42 @@ export function validateConfig(input: unknown): ValidationResult {
   };
 
   const routes = validateRoutes(root.routes, errors);
+  if (tls.source === 'offloaded') {
+    for (const r of routes) {
+      if (r.policy.factors.some((alt) => alt.includes('mtls'))) {
+        errors.push(`routes: route ${show(r.id)} needs the 'mtls' factor, which is impossible when tls.source is "offloaded" (TLS ends before Kanmon); use "acme", "imported" or "file"`);
+      }
+    }
+  }
 
   const l = asSection(root.log, 'log', errors);
   rejectUnknown(l, ['level'], 'log', errors);
   const level = oneOf(l, 'level', 'log', errors, ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
 
+  const n = asSection(root.notifications, 'notifications', errors);
+  const notifyKind = oneOf(n, 'kind', 'notifications', errors, ['log', 'sns'] as const, 'log');
+  let notifications: NotificationsConfig;
+  if (notifyKind === 'sns') {
+    rejectUnknown(n, ['kind', 'topicArn', 'region'], 'notifications', errors);
+    const topicArn = str(n, 'topicArn', 'notifications', errors, undefined, { nonEmpty: true, required: true });
+    const region = optStr(n, 'region', 'notifications', errors);
+    notifications = { kind: 'sns', topicArn, ...(region ? { region } : {}) };
+  } else {
+    rejectUnknown(n, ['kind'], 'notifications', errors);
+    notifications = { kind: 'log' };
+  }
+
+  const mt = asSection(root.metrics, 'metrics', errors);
+  rejectUnknown(mt, ['emf', 'namespace'], 'metrics', errors);
+  const metrics = {
+    emf: bool(mt, 'emf', 'metrics', errors, false),
+    namespace: str(mt, 'namespace', 'metrics', errors, 'Kanmon', { nonEmpty: true }),
+  };
+
   if (errors.length > 0) return { ok: false, errors };
   const config: KanmonConfig = {
     dataDir,
-    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes },
+    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol },
     tls,
     store,
     secrets,
@@ -280,6 +387,8 @@ export function validateConfig(input: unknown): ValidationResult {
     enrollment,
     routes,
     log: { level },
+    notifications,
+    metrics,
   };
   return { ok: true, config: deepFreeze(config) };
 }
@@ -457,6 +566,13 @@ function isOrigin(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+function isCidr(value: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+  if (m) return m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
+  const v6 = /^([0-9a-f:]+)\/(\d{1,3})$/i.exec(value);
+  return !!v6 && v6[1]!.includes(':') && Number(v6[2]) <= 128;
 }
 
 function isHttpUrl(value: string): boolean {
