@@ -1,0 +1,126 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Versioned schema for the SQLite store. The version lives in PRAGMA user_version, so an
+ * existing file is upgraded in place by running only the migrations it has not seen.
+ * Never edit a released migration; append a new one.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'initial schema',
+    sql: `
+      CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        username      TEXT NOT NULL UNIQUE,
+        display_name  TEXT NOT NULL,
+        groups_json   TEXT NOT NULL,
+        is_admin      INTEGER NOT NULL,
+        disabled      INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      ) STRICT;
+
+      -- No foreign key to users: the DynamoDB store cannot enforce one, and both stores
+      -- must behave the same under the conformance suite.
+      CREATE TABLE credentials (
+        id               TEXT PRIMARY KEY,
+        user_id          TEXT NOT NULL,
+        public_key       BLOB NOT NULL,
+        counter          INTEGER NOT NULL,
+        transports_json  TEXT NOT NULL,
+        device_type      TEXT NOT NULL,
+        backed_up        INTEGER NOT NULL,
+        aaguid           TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        last_used_at     INTEGER
+      ) STRICT;
+      CREATE INDEX credentials_by_user ON credentials (user_id, created_at);
+
+      CREATE TABLE challenges (
+        challenge   TEXT PRIMARY KEY,
+        ceremony    TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        data        TEXT
+      ) STRICT;
+      CREATE INDEX challenges_by_expiry ON challenges (expires_at);
+
+      CREATE TABLE sessions (
+        id                   TEXT PRIMARY KEY,
+        user_id              TEXT NOT NULL,
+        auth_methods_json    TEXT NOT NULL,
+        created_at           INTEGER NOT NULL,
+        last_seen_at         INTEGER NOT NULL,
+        absolute_expires_at  INTEGER NOT NULL,
+        ip                   TEXT NOT NULL,
+        user_agent           TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_by_user ON sessions (user_id, created_at);
+      CREATE INDEX sessions_by_expiry ON sessions (absolute_expires_at);
+
+      CREATE TABLE enrollment_tokens (
+        id          TEXT PRIMARY KEY,
+        purpose     TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        used_at     INTEGER
+      ) STRICT;
+      CREATE INDEX enrollment_tokens_by_purpose ON enrollment_tokens (purpose, user_id);
+      CREATE INDEX enrollment_tokens_by_expiry ON enrollment_tokens (expires_at);
+
+      CREATE TABLE signing_keys (
+        kid                 TEXT PRIMARY KEY,
+        alg                 TEXT NOT NULL,
+        public_jwk          TEXT NOT NULL,
+        sealed_private_key  TEXT NOT NULL,
+        created_at          INTEGER NOT NULL,
+        retires_at          INTEGER NOT NULL
+      ) STRICT;
+
+      -- The id is time-sortable, so ORDER BY id is time order and doubles as the paging key.
+      CREATE TABLE audit_events (
+        id            TEXT PRIMARY KEY,
+        time          INTEGER NOT NULL,
+        type          TEXT NOT NULL,
+        result        TEXT NOT NULL,
+        user_id       TEXT,
+        username      TEXT,
+        actor         TEXT,
+        ip            TEXT,
+        user_agent    TEXT,
+        method        TEXT,
+        reason        TEXT,
+        details_json  TEXT
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX audit_events_by_user ON audit_events (user_id, id);
+    `,
+  },
+];
+
+/** Brings the database up to the newest schema; each step commits together with its version bump. */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const newest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  if (current > newest) {
+    // A newer Kanmon wrote this file; running against it could silently lose data.
+    throw new Error(`SQLite store schema version ${current} is newer than this build supports (${newest})`);
+  }
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+}
