@@ -1,0 +1,2 @@
+export { SecretKeyFileError, SecretOpenError, type SecretBox } from './secret-box.js';
+export { LOCAL_SECRET_KEY_FILE, openLocalSecretBox } from './local-secret-box.js';
