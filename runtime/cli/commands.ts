@@ -1,0 +1,158 @@
+import type { KanmonConfig } from '../config/schema.js';
+import type { Services } from '../services/index.js';
+import { CLI_CONTEXT } from '../services/index.js';
+import type { AuditEvent } from '../store/types.js';
+import { parseArgs, parseDuration, UsageError } from './args.js';
+
+export interface CliIo {
+  out(line: string): void;
+}
+
+export const USAGE = `usage: kanmon [--config FILE] <command>
+
+  user add <name> [--display-name NAME] [--group G]... [--admin]
+  user list [--json]
+  user disable <name>
+  user enable <name>
+  enroll-link <name> [--expires 24h]
+  sessions list <name> [--json]
+  sessions revoke <name> [--id SESSION_ID]
+  audit tail [--limit N] [--user NAME] [--json]
+
+The store is the one the config names (sqlite by default, in the data directory).`;
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+}
+
+function one(positionals: string[], what: string): string {
+  if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`);
+  return positionals[0]!;
+}
+
+/** Runs one command against the services; returns the process exit code. */
+export async function runCommand(argv: readonly string[], services: Services, config: KanmonConfig, io: CliIo): Promise<number> {
+  const [group, sub, ...rest] = argv;
+  const actor = 'cli';
+  if (group === 'enroll-link') {
+    const a = parseArgs(argv.slice(1), { options: ['expires'], flags: [] });
+    const expires = a.options.get('expires')?.at(-1);
+    const link = await services.enrollment.createLink(one(a.positionals, 'user name'), {
+      ...(expires ? { ttlSeconds: parseDuration(expires) } : {}),
+      actor,
+    });
+    io.out(link.url);
+    io.out(`(one use; expires ${iso(link.expiresAt)})`);
+    return 0;
+  }
+  switch (`${group} ${sub ?? ''}`.trim()) {
+    case 'user add': {
+      const a = parseArgs(rest, { options: ['display-name', 'group'], flags: ['admin'] });
+      const name = one(a.positionals, 'user name');
+      const displayName = a.options.get('display-name')?.at(-1);
+      const user = await services.users.addUser({
+        username: name,
+        ...(displayName ? { displayName } : {}),
+        groups: a.options.get('group') ?? [],
+        isAdmin: a.flags.has('admin'),
+        actor,
+      });
+      io.out(`added user ${user.username} (id ${user.id})${user.isAdmin ? ' as administrator' : ''}`);
+      io.out(`next: kanmon enroll-link ${user.username}`);
+      return 0;
+    }
+    case 'user list': {
+      const a = parseArgs(rest, { options: [], flags: ['json'] });
+      const all = [];
+      let cursor: string | undefined;
+      do {
+        const page = await services.users.list({ limit: 100, ...(cursor ? { cursor } : {}) });
+        all.push(...page.users);
+        cursor = page.cursor;
+      } while (cursor);
+      if (a.flags.has('json')) {
+        io.out(JSON.stringify(all, null, 2));
+        return 0;
+      }
+      if (all.length === 0) {
+        io.out('no users');
+        return 0;
+      }
+      for (const line of table([
+        ['USERNAME', 'DISPLAY NAME', 'GROUPS', 'ADMIN', 'STATUS', 'CREATED'],
+        ...all.map((u) => [u.username, u.displayName, u.groups.join(','), u.isAdmin ? 'yes' : '', u.disabled ? 'disabled' : 'active', iso(u.createdAt)]),
+      ]))
+        io.out(line);
+      return 0;
+    }
+    case 'user disable':
+    case 'user enable': {
+      const a = parseArgs(rest, { options: [], flags: [] });
+      const user = await services.users.setDisabled(one(a.positionals, 'user name'), sub === 'disable', actor, CLI_CONTEXT);
+      io.out(`${user.username} is now ${user.disabled ? 'disabled; their sessions were ended' : 'enabled'}`);
+      return 0;
+    }
+    case 'sessions list': {
+      const a = parseArgs(rest, { options: [], flags: ['json'] });
+      const user = await services.users.require(one(a.positionals, 'user name'));
+      const sessions = await services.sessions.listForUser(user.id);
+      if (a.flags.has('json')) {
+        io.out(JSON.stringify(sessions, null, 2));
+        return 0;
+      }
+      if (sessions.length === 0) {
+        io.out(`no sessions for ${user.username}`);
+        return 0;
+      }
+      for (const line of table([
+        ['SESSION ID', 'SIGNED IN', 'LAST SEEN', 'METHODS', 'ADDRESS', 'BROWSER'],
+        ...sessions.map((s) => [s.id, iso(s.createdAt), iso(s.lastSeenAt), s.authMethods.join('+'), s.ip, s.userAgent.slice(0, 40)]),
+      ]))
+        io.out(line);
+      return 0;
+    }
+    case 'sessions revoke': {
+      const a = parseArgs(rest, { options: ['id'], flags: [] });
+      const user = await services.users.require(one(a.positionals, 'user name'));
+      const id = a.options.get('id')?.at(-1);
+      if (id) {
+        await services.sessions.revoke(user, id, actor, CLI_CONTEXT);
+        io.out(`revoked 1 session of ${user.username}`);
+      } else {
+        const n = await services.sessions.revokeAll(user, actor, CLI_CONTEXT);
+        io.out(`revoked ${n} session(s) of ${user.username}`);
+      }
+      io.out(`(every node stops accepting them within ${config.session.cacheSeconds} s)`);
+      return 0;
+    }
+    case 'audit tail': {
+      const a = parseArgs(rest, { options: ['limit', 'user'], flags: ['json'] });
+      const limitText = a.options.get('limit')?.at(-1) ?? '20';
+      const limit = Number(limitText);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError(`--limit must be 1 to 1000, got ${limitText}`);
+      const userName = a.options.get('user')?.at(-1);
+      const user = userName ? await services.users.require(userName) : undefined;
+      const events = await services.audit.tail({ limit, ...(user ? { userId: user.id } : {}) });
+      if (a.flags.has('json')) {
+        io.out(JSON.stringify(events, null, 2));
+        return 0;
+      }
+      if (events.length === 0) {
+        io.out('no audit events');
+        return 0;
+      }
+      for (const line of table([['TIME', 'EVENT', 'RESULT', 'USER', 'ACTOR', 'ADDRESS', 'METHOD', 'REASON'], ...[...events].reverse().map(auditRow)])) io.out(line);
+      return 0;
+    }
+  }
+  throw new UsageError(argv.length === 0 ? 'no command given' : `unknown command: ${argv.slice(0, 2).join(' ')}`);
+}
+
+function auditRow(e: AuditEvent): string[] {
+  return [iso(e.time), e.type, e.result, e.username ?? e.userId ?? '-', e.actor ?? '-', e.ip ?? '-', e.method ?? '-', e.reason ?? '-'];
+}

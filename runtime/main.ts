@@ -1,0 +1,69 @@
+/**
+ * `npm start`: runs one Kanmon node. Config from --config FILE, KANMON_CONFIG_FILE,
+ * KANMON_CONFIG_JSON or ./kanmon.config.json, with single-value environment overrides.
+ */
+import { ConfigError, loadConfig } from './config/index.js';
+import { startKanmon } from './app.js';
+
+function configFileArg(argv: readonly string[]): string | undefined {
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config') file = argv[++i];
+    else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: kanmon-server [--config FILE]\n(see README: Configuration)\n');
+      process.exit(0);
+    } else {
+      process.stderr.write(`unknown argument ${JSON.stringify(a)}; usage: kanmon-server [--config FILE]\n`);
+      process.exit(2);
+    }
+  }
+  if (argv.includes('--config') && !file) {
+    process.stderr.write('--config needs a file name\n');
+    process.exit(2);
+  }
+  return file;
+}
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    const file = configFileArg(process.argv.slice(2));
+    loaded = loadConfig(file ? { file } : {});
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Kanmon cannot start: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const app = await startKanmon(loaded.config);
+  app.logger.info({ url: app.url, store: app.config.store.kind, config: loaded.source, routes: app.config.routes.map((r) => r.id) }, 'Kanmon is listening');
+  if (app.devCaCertPath) {
+    app.logger.info({ caCertificate: app.devCaCertPath }, 'development TLS: trust this CA certificate in your browser or OS (see README)');
+  }
+  const link = await app.services.enrollment.createBootstrapLink();
+  if (link) process.stdout.write(`Enroll the first administrator: ${link.url}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        app.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`Kanmon failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

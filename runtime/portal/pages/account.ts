@@ -1,0 +1,86 @@
+import type { Session, User } from '../../store/types.js';
+import type { PasskeySummary } from '../../services/passkey-account.js';
+import { html, page, timeTag } from '../html.js';
+import type { Lang, Translate } from '../i18n.js';
+import { dataBlock } from './data-block.js';
+
+export function accountPage(o: {
+  lang: Lang;
+  t: Translate;
+  currentUrl: string;
+  requestId: string;
+  user: User;
+  passkeys: readonly PasskeySummary[];
+  sessions: readonly Session[];
+  currentSessionId: string;
+}): string {
+  const { t } = o;
+  const passkeyRows = o.passkeys.map(
+    (p) => html`<tr data-credential-id="${p.id}">
+  <td class="passkey-name">${p.name}</td>
+  <td>${timeTag(p.createdAt, '')}</td>
+  <td>${timeTag(p.lastUsedAt, t('account.never'))}</td>
+  <td class="passkey-kind">${p.synced ? t('account.synced') : t('account.deviceBound')}</td>
+  <td>${p.authenticator ?? t('account.unknownAuthenticator')}</td>
+  <td class="actions">
+    <button type="button" class="rename" data-id="${p.id}" data-name="${p.name}">${t('account.rename')}</button>
+    <button type="button" class="delete danger" data-id="${p.id}">${t('account.delete')}</button>
+  </td>
+</tr>`,
+  );
+  const sessionRows = [...o.sessions]
+    .sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+    .map(
+      (s) => html`<tr${s.id === o.currentSessionId ? html` class="current"` : ''}>
+  <td>${timeTag(s.createdAt, '')}${s.id === o.currentSessionId ? html` <strong>(${t('account.thisSession')})</strong>` : ''}</td>
+  <td>${timeTag(s.lastSeenAt, '')}</td>
+  <td>${s.ip}</td>
+  <td class="ua">${s.userAgent.slice(0, 120)}</td>
+</tr>`,
+    );
+  return page({
+    ...o,
+    title: t('account.title'),
+    scripts: ['simplewebauthn-browser.js', 'account.js'],
+    body: html`
+<p>${t('account.signedInAs')}: <strong id="account-display-name">${o.user.displayName}</strong> (<span id="account-username">${o.user.username}</span>)</p>
+<p><a href="/">${t('common.backToApp')}</a></p>
+<section aria-labelledby="passkeys-heading">
+<h2 id="passkeys-heading">${t('account.passkeys')}</h2>
+<table id="passkeys">
+<thead><tr><th scope="col">${t('account.col.name')}</th><th scope="col">${t('account.col.created')}</th><th scope="col">${t('account.col.lastUsed')}</th><th scope="col">${t('account.col.kind')}</th><th scope="col">${t('account.col.authenticator')}</th><th scope="col">${t('account.col.actions')}</th></tr></thead>
+<tbody>${passkeyRows}</tbody>
+</table>
+<form id="add-passkey-form" class="inline" novalidate>
+  <label for="new-passkey-name">${t('enroll.passkeyName')}</label>
+  <input id="new-passkey-name" type="text" maxlength="64" value="${t('enroll.passkeyNameDefault')}">
+  <button id="add-passkey" type="submit" class="primary">${t('account.add')}</button>
+</form>
+</section>
+<section aria-labelledby="sessions-heading">
+<h2 id="sessions-heading">${t('account.sessions')}</h2>
+<table id="sessions">
+<thead><tr><th scope="col">${t('account.col.started')}</th><th scope="col">${t('account.col.lastSeen')}</th><th scope="col">${t('account.col.address')}</th><th scope="col">${t('account.col.device')}</th></tr></thead>
+<tbody>${sessionRows}</tbody>
+</table>
+<button id="sign-out-others" type="button">${t('account.signOutOthers')}</button>
+</section>
+<form id="sign-out-form" method="post" action="/.kanmon/logout">
+  <button id="sign-out" type="submit">${t('account.signOut')}</button>
+</form>
+<p id="status" class="status" role="status" aria-live="polite"></p>
+${dataBlock({
+  messages: {
+    working: t('common.working'),
+    failed: t('common.failed'),
+    cancelled: t('common.cancelled'),
+    unsupported: t('common.unsupported'),
+    renamePrompt: t('account.renamePrompt'),
+    confirmDelete: t('account.confirmDelete'),
+    lastFactor: t('account.lastFactor'),
+    added: t('account.added'),
+    signedOutOthers: t('account.signedOutOthers'),
+  },
+})}`,
+  });
+}

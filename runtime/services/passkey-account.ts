@@ -1,0 +1,119 @@
+import type { WebAuthnConfig } from '../config/schema.js';
+import type { PasskeyCredential, Store, User } from '../store/types.js';
+import { startPasskeyRegistration, verifyPasskeyRegistration, authenticatorName } from '../webauthn/index.js';
+import type { AuditLog } from './audit-log.js';
+import { ServiceError } from './errors.js';
+import { cleanPasskeyName } from './passkey-names.js';
+import type { RequestContext } from './request-context.js';
+
+export interface PasskeySummary {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly lastUsedAt?: number;
+  /** From the BE flag: a synced passkey can move to other devices of the user. */
+  readonly synced: boolean;
+  readonly backedUp: boolean;
+  readonly authenticator?: string;
+}
+
+/** A user's own passkeys: list, add, rename, delete. */
+export class PasskeyAccountService {
+  constructor(
+    private readonly deps: { store: Store; rp: WebAuthnConfig; audit: AuditLog; now?: () => number },
+  ) {}
+
+  private ceremonyDeps() {
+    return { store: this.deps.store, rp: this.deps.rp, now: this.deps.now ?? Date.now };
+  }
+
+  async list(user: User): Promise<PasskeySummary[]> {
+    const creds = await this.deps.store.credentials.listByUser(user.id);
+    return creds
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map((c) => {
+        const authenticator = authenticatorName(c.aaguid);
+        return {
+          id: c.id,
+          name: c.name,
+          createdAt: c.createdAt,
+          ...(c.lastUsedAt !== undefined ? { lastUsedAt: c.lastUsedAt } : {}),
+          synced: c.deviceType === 'multiDevice',
+          backedUp: c.backedUp,
+          ...(authenticator ? { authenticator } : {}),
+        };
+      });
+  }
+
+  async startAdd(user: User) {
+    const existing = await this.deps.store.credentials.listByUser(user.id);
+    return startPasskeyRegistration(this.ceremonyDeps(), {
+      user: { id: user.id, username: user.username, displayName: user.displayName },
+      subject: `account:${user.id}`,
+      existing,
+    });
+  }
+
+  async finishAdd(user: User, response: unknown, name: unknown, context: RequestContext): Promise<PasskeyCredential> {
+    const { credential } = await verifyPasskeyRegistration(this.ceremonyDeps(), {
+      response,
+      subject: `account:${user.id}`,
+      userId: user.id,
+      name: cleanPasskeyName(name),
+    });
+    await this.deps.store.credentials.create(credential);
+    await this.deps.audit.record({
+      type: 'credential.add',
+      result: 'success',
+      userId: user.id,
+      username: user.username,
+      method: 'passkey',
+      context,
+      details: { credentialName: credential.name, deviceType: credential.deviceType },
+    });
+    return credential;
+  }
+
+  private async own(user: User, credentialId: unknown): Promise<PasskeyCredential> {
+    if (typeof credentialId !== 'string' || credentialId.length > 1024) throw new ServiceError('not-found', 'no such passkey');
+    const cred = await this.deps.store.credentials.get(credentialId);
+    if (!cred || cred.userId !== user.id) throw new ServiceError('not-found', 'no such passkey');
+    return cred;
+  }
+
+  async rename(user: User, credentialId: unknown, name: unknown, context: RequestContext): Promise<void> {
+    const cred = await this.own(user, credentialId);
+    const clean = cleanPasskeyName(name, cred.name);
+    await this.deps.store.credentials.rename(cred.id, clean);
+    await this.deps.audit.record({
+      type: 'credential.rename',
+      result: 'success',
+      userId: user.id,
+      username: user.username,
+      context,
+      details: { before: cred.name, after: clean },
+    });
+  }
+
+  /**
+   * Deletes a passkey. The last one goes only when the user has another way in; until other
+   * factors exist, that means never, so nobody locks themselves out by accident.
+   */
+  async remove(user: User, credentialId: unknown, context: RequestContext, otherFactors = 0): Promise<void> {
+    const cred = await this.own(user, credentialId);
+    const all = await this.deps.store.credentials.listByUser(user.id);
+    if (all.length <= 1 && otherFactors === 0) {
+      await this.deps.audit.record({ type: 'credential.delete', result: 'failure', reason: 'last-factor', userId: user.id, username: user.username, context });
+      throw new ServiceError('last-factor', 'the last passkey cannot be deleted while no other sign-in method exists');
+    }
+    await this.deps.store.credentials.delete(cred.id);
+    await this.deps.audit.record({
+      type: 'credential.delete',
+      result: 'success',
+      userId: user.id,
+      username: user.username,
+      context,
+      details: { credentialName: cred.name },
+    });
+  }
+}

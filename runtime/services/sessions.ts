@@ -1,0 +1,187 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { SessionConfig } from '../config/schema.js';
+import type { Session, Store, User } from '../store/types.js';
+import type { AuditLog } from './audit-log.js';
+import { ServiceError } from './errors.js';
+import { CLI_CONTEXT, type RequestContext } from './request-context.js';
+
+/** `__Host-` pins the cookie to this host, path "/" and Secure (RFC 6265bis §4.1.3.2). */
+export const SESSION_COOKIE = '__Host-kanmon-session';
+
+/** A session the hot path may use: the stored session with its user, both current within the cache bound. */
+export interface ActiveSession {
+  readonly session: Session;
+  readonly user: User;
+}
+
+interface CacheEntry {
+  readonly value: ActiveSession | undefined;
+  readonly fetchedAt: number;
+}
+
+/** The cookie value's digest is the store key, so a leaked store cannot be replayed as cookies. */
+export function sessionIdFromToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Sessions: opaque random tokens in a `__Host-` cookie, stored server-side by digest, with
+ * idle and absolute expiry. `resolve` serves the hot path from a bounded in-process cache;
+ * an entry is re-read from the store once it is older than `cacheSeconds`, which bounds how
+ * long a revocation on another node can go unnoticed.
+ */
+export class SessionService {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<ActiveSession | undefined>>();
+  /** lastSeenAt is written at most this often per session, so reads do not become writes. */
+  private readonly touchEveryMs: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: SessionConfig,
+    private readonly audit: AuditLog,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.touchEveryMs = Math.min(60_000, (config.idleTimeoutSeconds * 1000) / 10);
+  }
+
+  /**
+   * Starts a new session: always a fresh id (session fixation defence, regenerated at every
+   * login), and the session the browser had before, if any, is ended.
+   */
+  async start(
+    user: User,
+    authMethods: readonly string[],
+    context: RequestContext,
+    previousToken?: string,
+  ): Promise<{ token: string; cookie: string; setCookie: string; session: Session }> {
+    if (previousToken && TOKEN_SHAPE.test(previousToken)) {
+      const oldId = sessionIdFromToken(previousToken);
+      await this.store.sessions.delete(oldId);
+      this.cache.delete(oldId);
+    }
+    const token = randomBytes(32).toString('base64url');
+    const time = this.now();
+    const session: Session = {
+      id: sessionIdFromToken(token),
+      userId: user.id,
+      authMethods: [...new Set(authMethods)],
+      createdAt: time,
+      lastSeenAt: time,
+      absoluteExpiresAt: time + this.config.absoluteTimeoutSeconds * 1000,
+      ip: context.ip,
+      userAgent: context.userAgent.slice(0, 512),
+    };
+    await this.store.sessions.create(session);
+    this.remember(session.id, { session, user });
+    return { token, cookie: `${SESSION_COOKIE}=${token}`, setCookie: this.setCookieHeader(token), session };
+  }
+
+  setCookieHeader(token: string): string {
+    // No Max-Age: a browser-session cookie; the server enforces idle and absolute expiry.
+    return `${SESSION_COOKIE}=${token}; Path=/; Secure; HttpOnly; SameSite=Lax`;
+  }
+
+  clearCookieHeader(): string {
+    return `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
+  }
+
+  /** The active session for a cookie value, or undefined when unknown, expired, revoked or its user is disabled. */
+  async resolve(token: string | undefined): Promise<ActiveSession | undefined> {
+    if (!token || !TOKEN_SHAPE.test(token)) return undefined;
+    const id = sessionIdFromToken(token);
+    const time = this.now();
+    const cached = this.cache.get(id);
+    let active: ActiveSession | undefined;
+    if (cached && time - cached.fetchedAt < this.config.cacheSeconds * 1000) {
+      active = cached.value;
+    } else {
+      active = await this.load(id);
+    }
+    if (!active) return undefined;
+    if (!this.isLive(active.session, time)) {
+      this.cache.delete(id);
+      return undefined;
+    }
+    if (time - active.session.lastSeenAt >= this.touchEveryMs) {
+      const touched: ActiveSession = { session: { ...active.session, lastSeenAt: time }, user: active.user };
+      this.remember(id, touched, this.cache.get(id)?.fetchedAt ?? time);
+      // Not awaited: the request need not wait for bookkeeping; a lost touch only shortens idle life.
+      this.store.sessions.touch(id, time).catch(() => undefined);
+      active = touched;
+    }
+    return active;
+  }
+
+  private isLive(session: Session, time: number): boolean {
+    return time < session.absoluteExpiresAt && time - session.lastSeenAt < this.config.idleTimeoutSeconds * 1000;
+  }
+
+  /** One store read per session id at a time, however many requests arrive together. */
+  private load(id: string): Promise<ActiveSession | undefined> {
+    const pending = this.inflight.get(id);
+    if (pending) return pending;
+    const p = (async () => {
+      const session = await this.store.sessions.get(id);
+      let value: ActiveSession | undefined;
+      if (session) {
+        const user = await this.store.users.getById(session.userId);
+        if (user && !user.disabled) value = { session, user };
+      }
+      if (value) this.remember(id, value);
+      else this.cache.delete(id);
+      return value;
+    })().finally(() => this.inflight.delete(id));
+    this.inflight.set(id, p);
+    return p;
+  }
+
+  private remember(id: string, value: ActiveSession, fetchedAt = this.now()): void {
+    this.cache.delete(id);
+    if (this.cache.size >= this.config.cacheMaxEntries) {
+      // Map iteration order is insertion order: the first key is the least recently stored.
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(id, { value, fetchedAt });
+  }
+
+  /** Ends the session behind a cookie value (sign-out). */
+  async end(token: string, context: RequestContext, user?: User): Promise<void> {
+    if (!TOKEN_SHAPE.test(token)) return;
+    const id = sessionIdFromToken(token);
+    await this.store.sessions.delete(id);
+    this.cache.delete(id);
+    await this.audit.record({ type: 'session.signout', result: 'success', context, ...(user ? { userId: user.id, username: user.username } : {}) });
+  }
+
+  listForUser(userId: string): Promise<Session[]> {
+    return this.store.sessions.listByUser(userId);
+  }
+
+  /** Revokes one session of a user by its id (as listed). */
+  async revoke(user: User, sessionId: string, actor: string, context: RequestContext = CLI_CONTEXT): Promise<void> {
+    const session = await this.store.sessions.get(sessionId);
+    if (!session || session.userId !== user.id) throw new ServiceError('not-found', 'no such session');
+    await this.store.sessions.delete(sessionId);
+    this.cache.delete(sessionId);
+    await this.audit.record({ type: 'session.revoke', result: 'success', userId: user.id, username: user.username, actor, context, details: { count: 1 } });
+  }
+
+  /** Revokes every session of a user, except `exceptId` (for "sign out my other sessions"). */
+  async revokeAll(user: User, actor: string, context: RequestContext = CLI_CONTEXT, exceptId?: string): Promise<number> {
+    const count = await this.store.sessions.deleteByUser(user.id, exceptId);
+    for (const [id, entry] of this.cache) {
+      if (entry.value?.user.id === user.id && id !== exceptId) this.cache.delete(id);
+    }
+    await this.audit.record({ type: 'session.revoke', result: 'success', userId: user.id, username: user.username, actor, context, details: { count, keptCurrent: !!exceptId } });
+    return count;
+  }
+
+  /** Drops every cached entry (tests and config reloads). */
+  clearCache(): void {
+    this.cache.clear();
+  }
+}
