@@ -14,7 +14,7 @@ export type Factor = 'passkey' | 'otp' | 'recovery' | 'mtls';
 export const FACTORS: readonly Factor[] = ['passkey', 'otp', 'recovery', 'mtls'];
 
 export interface ServerConfig {
-  /** TLS listener port. @default 8443 */
+  /** TLS listener port; 0 picks a free port at start (tests). @default 8443 */
   readonly port: number;
   /** Address the TLS listener binds. @default "0.0.0.0" */
   readonly host: string;
@@ -209,7 +209,7 @@ export function validateConfig(input: unknown): ValidationResult {
 
   const s = asSection(root.server, 'server', errors);
   rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol'], 'server', errors);
-  const port = int(s, 'port', 'server', errors, 8443, 1, 65535);
+  const port = int(s, 'port', 'server', errors, 8443, 0, 65535);
   const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
   const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
   const healthPort = int(s, 'healthPort', 'server', errors, 0, 0, 65535);

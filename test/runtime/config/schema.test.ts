@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, validateConfig, ConfigError } from '../../../runtime/config/schema.js';
+import { applyEnvOverrides, loadConfig } from '../../../runtime/config/load.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+describe('config schema', () => {
+  it('fills every default from an empty config', () => {
+    const c = parseConfig({});
+    expect(c.server).toMatchObject({ port: 8443, host: '0.0.0.0', publicOrigin: 'https://localhost:8443', healthPort: 0, httpPort: 0 });
+    expect(c.dataDir).toBe('./.kanmon');
+    expect(c.store).toEqual({ kind: 'sqlite', file: './.kanmon/kanmon.db' });
+    expect(c.tls).toEqual({ source: 'self-signed-dev' });
+    expect(c.webauthn).toMatchObject({ rpId: 'localhost', origins: ['https://localhost:8443'], userVerification: 'required', challengeTtlSeconds: 300 });
+    expect(c.session).toMatchObject({ idleTimeoutSeconds: 1800, absoluteTimeoutSeconds: 43200, cacheSeconds: 5 });
+    expect(c.jwt).toEqual({ ttlSeconds: 300, issuer: 'https://localhost:8443' });
+    expect(c.enrollment.linkTtlSeconds).toBe(86400);
+    expect(c.routes).toEqual([]);
+    expect(Object.isFrozen(c.server)).toBe(true);
+  });
+
+  it('defaults a route to passkey-only, any signed-in user, upstream Host', () => {
+    const c = parseConfig({ routes: [{ id: 'wiki', upstream: 'http://10.0.0.5:8080' }] });
+    expect(c.routes[0]).toEqual({ id: 'wiki', match: { pathPrefix: '/' }, upstream: 'http://10.0.0.5:8080', policy: { factors: [['passkey']], allowUsers: [], allowGroups: [] }, preserveHost: false });
+  });
+
+  it('reports every error at once, each naming its section, option, expectation and value', () => {
+    const r = validateConfig({
+      server: { port: 'abc', publicOrigin: 'http://insecure.example' },
+      session: { idleTimeoutSeconds: 5 },
+      store: { kind: 'postgres' },
+      routes: [{ id: 'a b', upstream: 'ftp://x' }, { upstream: 'http://ok:1', match: { pathPrefix: '/.kanmon/x' } }],
+      bogus: 1,
+    });
+    expect(r.ok).toBe(false);
+    const errors = r.ok ? [] : r.errors;
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        `server: option 'port' must be an integer from 0 to 65535, got "abc"`,
+        expect.stringMatching(/^server: option 'publicOrigin' must be an https origin .* got "http:\/\/insecure.example"$/),
+        `session: option 'idleTimeoutSeconds' must be an integer from 60 to 604800, got 5`,
+        `store: option 'kind' must be one of "sqlite", "dynamodb", got "postgres"`,
+        expect.stringMatching(/^routes\[0\]: option 'id' must be 1-63 letters/),
+        expect.stringMatching(/^routes\[0\]: option 'upstream' must be an http:\/\/ or https:\/\/ URL/),
+        `routes[1]: option 'id' is required`,
+        expect.stringMatching(/^routes\[1\]\.match: option 'pathPrefix' must not be under the reserved \/\.kanmon\/ prefix/),
+        expect.stringMatching(/^\(root\): option 'bogus' is not known/),
+      ]),
+    );
+    expect(errors.length).toBeGreaterThanOrEqual(9);
+  });
+
+  it('refuses duplicate route ids and duplicate matches', () => {
+    const r = validateConfig({ routes: [{ id: 'a', upstream: 'http://x:1' }, { id: 'a', upstream: 'http://y:1' }] });
+    expect(r.ok ? [] : r.errors).toEqual(expect.arrayContaining([`routes[1]: option 'id' must be unique, got "a" twice`, expect.stringContaining('another route already matches')]));
+  });
+
+  it('accepts the factor language as alternatives of combinations, including mtls', () => {
+    const c = parseConfig({ routes: [{ id: 'fin', upstream: 'http://x:1', policy: { factors: [['passkey'], ['otp', 'mtls']] } }] });
+    expect(c.routes[0]!.policy.factors).toEqual([['passkey'], ['otp', 'mtls']]);
+    for (const bad of [[], [[]], ['passkey'], [['password']]]) {
+      expect(validateConfig({ routes: [{ id: 'x', upstream: 'http://x:1', policy: { factors: bad } }] }).ok, JSON.stringify(bad)).toBe(false);
+    }
+  });
+
+  it('refuses an mtls route when TLS is offloaded to a load balancer', () => {
+    const r = validateConfig({ tls: { source: 'offloaded' }, routes: [{ id: 'fin', upstream: 'http://x:1', policy: { factors: [['passkey', 'mtls']] } }] });
+    expect(r.ok ? [] : r.errors).toEqual([expect.stringContaining(`route "fin" needs the 'mtls' factor`)]);
+  });
+
+  it('requires rpId to be the origin host or a parent of it', () => {
+    expect(validateConfig({ server: { publicOrigin: 'https://gate.example.com' }, webauthn: { rpId: 'example.com' } }).ok).toBe(true);
+    expect(validateConfig({ server: { publicOrigin: 'https://gate.example.com' }, webauthn: { rpId: 'evil.com' } }).ok).toBe(false);
+  });
+
+  it('validates the AWS-facing options', () => {
+    expect(validateConfig({ store: { kind: 'dynamodb' } }).ok).toBe(false);
+    expect(validateConfig({ store: { kind: 'dynamodb', table: 'kanmon' }, secrets: { provider: 'kms', keyId: 'arn:aws:kms:x' }, notifications: { kind: 'sns', topicArn: 'arn:aws:sns:x' } }).ok).toBe(true);
+    expect(validateConfig({ server: { proxyProtocol: { enabled: true } } }).ok).toBe(false);
+    expect(validateConfig({ server: { proxyProtocol: { enabled: true, allowedNetworks: ['10.0.0.0/16'] } } }).ok).toBe(true);
+    expect(validateConfig({ server: { proxyProtocol: { enabled: true, allowedNetworks: ['10.0.0.0/33'] } } }).ok).toBe(false);
+    expect(validateConfig({ tls: { source: 'acme', email: 'ops@example.com' }, server: { publicOrigin: 'https://gate.example.com' } }).ok).toBe(true);
+    expect(validateConfig({ tls: { source: 'acme' } }).ok).toBe(false);
+  });
+
+  it('throws ConfigError listing the errors', () => {
+    expect(() => parseConfig({ server: { port: -1 } })).toThrow(ConfigError);
+    expect(() => parseConfig('nonsense')).toThrow(/\(root\): must be an object/);
+  });
+});
+
+describe('config loading', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kanmon-config-'));
+
+  it('lets environment variables override single values, keeping numbers numbers', () => {
+    const merged = applyEnvOverrides({ server: { port: 1 } }, { KANMON_PORT: '9443', KANMON_DATA_DIR: '/srv/k', KANMON_STORE: 'dynamodb', KANMON_DYNAMODB_TABLE: 't1' });
+    expect(merged).toEqual({ server: { port: 9443 }, dataDir: '/srv/k', store: { kind: 'dynamodb', table: 't1' } });
+  });
+
+  it('reports a bad environment value in the schema’s words', () => {
+    expect(() => loadConfig({ env: { KANMON_PORT: 'eighty' }, cwd: dir })).toThrow(`server: option 'port' must be an integer from 0 to 65535, got "eighty"`);
+  });
+
+  it('prefers --config over KANMON_CONFIG_FILE, and KANMON_CONFIG_JSON over both', () => {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ server: { port: 1001 } }));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ server: { port: 1002 } }));
+    expect(loadConfig({ file: 'a.json', env: { KANMON_CONFIG_FILE: 'b.json' }, cwd: dir }).config.server.port).toBe(1001);
+    expect(loadConfig({ env: { KANMON_CONFIG_FILE: 'b.json' }, cwd: dir }).config.server.port).toBe(1002);
+    expect(loadConfig({ file: 'a.json', env: { KANMON_CONFIG_JSON: '{"server":{"port":1003}}' }, cwd: dir }).config.server.port).toBe(1003);
+  });
+
+  it('explains an unreadable or invalid file', () => {
+    expect(() => loadConfig({ file: 'missing.json', env: {}, cwd: dir })).toThrow(/cannot be read: ENOENT/);
+    writeFileSync(join(dir, 'broken.json'), '{ "server": ');
+    expect(() => loadConfig({ file: 'broken.json', env: {}, cwd: dir })).toThrow(/not valid JSON/);
+  });
+
+  it('reads the shipped kanmon.config.json with the demo route', () => {
+    const { config } = loadConfig({ env: {} });
+    expect(config.routes.map((r) => [r.id, r.upstream])).toEqual([['demo', 'demo']]);
+  });
+});
