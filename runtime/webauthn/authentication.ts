@@ -9,6 +9,7 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type VerifiedAuthenticationResponse,
 } from '@simplewebauthn/server';
+import { decodeCredentialPublicKey } from '@simplewebauthn/server/helpers';
 
 import { ConcurrentUpdateError, NotFoundError } from '../store/errors.js';
 import type { PasskeyCredential, User } from '../store/types.js';
@@ -16,6 +17,7 @@ import {
   checkClientData,
   clock,
   consumeChallenge,
+  describeId,
   newChallengeBytes,
   storeChallenge,
   type CeremonyDeps,
@@ -77,7 +79,7 @@ export async function verifyPasskeyAuthentication(
   // WebAuthn §7.2 step 7: the credential id names the public key to verify with.
   const credential = await deps.store.credentials.get(parsed.credentialId);
   if (!credential) {
-    throw new CeremonyError('credential-unknown', `credential ${parsed.credentialId.slice(0, 16)}… is not registered`);
+    throw new CeremonyError('credential-unknown', `credential ${describeId(parsed.credentialId)} is not registered`);
   }
   // WebAuthn §7.2 steps 5-6: when the ceremony was started for a known user, only that user's
   // credentials may answer it.
@@ -89,7 +91,7 @@ export async function verifyPasskeyAuthentication(
   }
   const user = await deps.store.users.getById(credential.userId);
   if (!user) {
-    throw new CeremonyError('user-unknown', `credential ${credential.id.slice(0, 16)}… belongs to user ${credential.userId}, who does not exist`);
+    throw new CeremonyError('user-unknown', `credential ${describeId(credential.id)} belongs to user ${credential.userId}, who does not exist`);
   }
   if (user.disabled) {
     throw new CeremonyError('user-disabled', `user ${user.id} (${user.username}) is disabled`);
@@ -101,6 +103,8 @@ export async function verifyPasskeyAuthentication(
       `expected userHandle of user ${credential.userId}, got ${Buffer.from(parsed.userHandle).toString('base64url')}`,
     );
   }
+
+  checkSignatureFormat(credential, parsed.signature);
 
   let verification: VerifiedAuthenticationResponse;
   try {
@@ -128,7 +132,7 @@ export async function verifyPasskeyAuthentication(
   }
   // WebAuthn §7.2 step 20.
   if (!verification.verified) {
-    throw new CeremonyError('signature-invalid', `the assertion signature does not verify with credential ${credential.id.slice(0, 16)}…'s public key`);
+    throw new CeremonyError('signature-invalid', `the assertion signature does not verify with credential ${describeId(credential.id)}'s public key`);
   }
 
   // WebAuthn §7.2 step 21: a counter that does not move forward means two copies of the key
@@ -155,16 +159,66 @@ export async function verifyPasskeyAuthentication(
       // value cannot be used twice.
       throw new CeremonyError(
         'counter-regression',
-        `credential ${credential.id.slice(0, 16)}…'s counter changed from ${credential.counter} while this assertion (counter ${newCounter}) was verified`,
+        `credential ${describeId(credential.id)}'s counter changed from ${credential.counter} while this assertion (counter ${newCounter}) was verified`,
         { cause: err },
       );
     }
     if (err instanceof NotFoundError) {
-      throw new CeremonyError('credential-unknown', `credential ${credential.id.slice(0, 16)}… was deleted during the ceremony`, {
+      throw new CeremonyError('credential-unknown', `credential ${describeId(credential.id)} was deleted during the ceremony`, {
         cause: err,
       });
     }
     throw err;
   }
   return { user, credential: { ...credential, counter: newCounter, lastUsedAt: now } };
+}
+
+/** COSE algorithm ids (RFC 9053) whose signatures are DER ECDSA-Sig-Value. */
+const ECDSA_ALGORITHMS: ReadonlySet<number> = new Set([-7, -35, -36]);
+const EDDSA = -8;
+
+/**
+ * WebAuthn §6.5.6: an ECDSA signature is a DER-encoded ECDSA-Sig-Value (RFC 3279 §2.2.3) and an
+ * Ed25519 signature is 64 raw bytes. Checking the form first means a signature that cannot even
+ * be parsed is reported as what it is, rather than as whatever the ASN.1 parser complains of.
+ */
+function checkSignatureFormat(credential: PasskeyCredential, signature: Uint8Array): void {
+  let alg: unknown;
+  try {
+    alg = decodeCredentialPublicKey(new Uint8Array(credential.publicKey)).get(3);
+  } catch {
+    // Our own stored key; if it does not decode, the verifier will say so.
+    return;
+  }
+  if (typeof alg !== 'number') return;
+  if (ECDSA_ALGORITHMS.has(alg) && !isDerEcdsaSignature(signature)) {
+    throw new CeremonyError('signature-invalid', `expected a DER ECDSA signature for alg ${alg}, got ${signature.byteLength} bytes that are not one`);
+  }
+  if (alg === EDDSA && signature.byteLength !== 64) {
+    throw new CeremonyError('signature-invalid', `expected a 64-byte Ed25519 signature, got ${signature.byteLength} bytes`);
+  }
+}
+
+/**
+ * SEQUENCE { INTEGER r, INTEGER s } with consistent lengths. Deliberately no stricter than
+ * that (e.g. about minimal integer encoding), since the verifier accepts such signatures and
+ * some authenticators produce them.
+ */
+function isDerEcdsaSignature(sig: Uint8Array): boolean {
+  let i = 0;
+  const byte = () => (i < sig.length ? sig[i++]! : -1);
+  if (byte() !== 0x30) return false;
+  let length = byte();
+  // P-521 signatures exceed 127 bytes and use the one-byte long form.
+  if (length === 0x81) length = byte();
+  else if (length > 0x7f) return false;
+  if (length < 0 || i + length !== sig.length) return false;
+  for (let n = 0; n < 2; n += 1) {
+    if (byte() !== 0x02) return false;
+    const size = byte();
+    // 66 bytes for a P-521 component, plus a leading zero.
+    if (size < 1 || size > 67 || i + size > sig.length) return false;
+    i += size;
+  }
+  return i === sig.length;
 }

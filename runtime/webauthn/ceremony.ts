@@ -120,6 +120,11 @@ export function checkClientData(rp: WebAuthnConfig, clientData: ClientData, expe
   }
 }
 
+/** A credential id for a log line: whole when short, cut (with its length) when long. */
+export function describeId(id: string): string {
+  return id.length > 64 ? `${id.slice(0, 64)}… (${id.length} characters)` : id;
+}
+
 function abbreviate(value: string): string {
   return value.length > 12 ? `${value.slice(0, 12)}…` : value;
 }

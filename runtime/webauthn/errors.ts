@@ -96,6 +96,8 @@ function classifyVerifierError(name: string, message: string, err: unknown): Cer
   if (/response type/i.test(message)) return 'client-data-type-mismatch';
   if (/challenge/i.test(message)) return 'challenge-unknown';
   if (/counter/i.test(message)) return 'counter-regression';
+  // A well-formed key of an algorithm we did not offer (WebAuthn §7.1 step 16).
+  if (/public key alg/i.test(message)) return 'verification-failed';
   // A DER signature that does not parse, or whose r/s do not fit the curve.
   if (name === 'AsnSchemaValidationError' || /signature|ASN\.?1/i.test(message)) return 'signature-invalid';
   // WebAuthn L3 §6.1: BS without BE is an impossible flag combination.
@@ -106,7 +108,7 @@ function classifyVerifierError(name: string, message: string, err: unknown): Cer
     err instanceof TypeError ||
     err instanceof RangeError ||
     err instanceof SyntaxError ||
-    /CBOR|well formed|no data|data was decoded|float|leftover bytes|authenticator data was|base64url|credential ID|public key/i.test(
+    /CBOR|well formed|no data|data was decoded|float|leftover bytes|authenticator data was|base64url|credential ID|no public key/i.test(
       message,
     )
   ) {

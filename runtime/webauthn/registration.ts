@@ -16,6 +16,7 @@ import {
   checkClientData,
   clock,
   consumeChallenge,
+  describeId,
   newChallengeBytes,
   storeChallenge,
   SUPPORTED_ALGORITHM_IDS,
@@ -141,7 +142,7 @@ export async function verifyPasskeyRegistration(
   if (info.credential.id !== parsed.credentialId) {
     throw new CeremonyError(
       'malformed',
-      `expected the credential id in authenticator data to equal id ${parsed.credentialId.slice(0, 16)}…, got ${info.credential.id.slice(0, 16)}…`,
+      `expected the credential id in authenticator data to equal id ${describeId(parsed.credentialId)}, got ${describeId(info.credential.id)}`,
     );
   }
 
@@ -150,7 +151,7 @@ export async function verifyPasskeyRegistration(
   if (existing) {
     throw new CeremonyError(
       'credential-exists',
-      `credential ${info.credential.id.slice(0, 16)}… is already registered${existing.userId === input.userId ? ' to this user' : ' to another user'}`,
+      `credential ${describeId(info.credential.id)} is already registered${existing.userId === input.userId ? ' to this user' : ' to another user'}`,
     );
   }
 

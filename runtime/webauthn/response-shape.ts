@@ -61,6 +61,8 @@ export interface ParsedAuthenticationResponse {
   readonly credentialId: string;
   /** The decoded userHandle bytes, when the authenticator returned one. */
   readonly userHandle?: Uint8Array;
+  /** The decoded signature bytes. */
+  readonly signature: Uint8Array;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
@@ -259,7 +261,7 @@ export function parseAuthenticationResponse(input: unknown): ParsedAuthenticatio
     minBytes: 37,
     maxBytes: RESPONSE_LIMITS.authenticatorDataBytes,
   });
-  base64UrlField(signature, 'response.signature', { maxBytes: RESPONSE_LIMITS.signatureBytes });
+  const signatureBytes = base64UrlField(signature, 'response.signature', { maxBytes: RESPONSE_LIMITS.signatureBytes });
   let handle: Uint8Array | undefined;
   // Absent, null and "" all mean "no user handle": U2F-era authenticators return none, and
   // some clients serialise that as an empty string.
@@ -279,5 +281,11 @@ export function parseAuthenticationResponse(input: unknown): ParsedAuthenticatio
     clientExtensionResults: {},
     ...(common.authenticatorAttachment ? { authenticatorAttachment: common.authenticatorAttachment } : {}),
   };
-  return { json, clientData, credentialId: common.id, ...(handle ? { userHandle: handle } : {}) };
+  return {
+    json,
+    clientData,
+    credentialId: common.id,
+    signature: signatureBytes,
+    ...(handle ? { userHandle: handle } : {}),
+  };
 }

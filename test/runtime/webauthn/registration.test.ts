@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { WebAuthnConfig } from '../../../runtime/config/schema.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { startPasskeyAuthentication } from '../../../runtime/webauthn/authentication.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../../runtime/webauthn/registration.js';
@@ -18,7 +19,7 @@ afterAll(async () => {
 });
 
 /** A user who exists in the store, and registration options issued for them. */
-async function started(overrides: { rp?: Parameters<typeof depsWith>[1]['rp']; time?: { now: number }; data?: string } = {}) {
+async function started(overrides: { rp?: Partial<WebAuthnConfig>; time?: { now: number }; data?: string } = {}) {
   const deps = depsWith(store, overrides);
   const user = await createUser(store);
   const options = await startPasskeyRegistration(deps, {
