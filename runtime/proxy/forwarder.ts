@@ -115,6 +115,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     tls: { ...tlsConnect },
   };
   const tunnels = new Set<Duplex>();
+  let closing: Promise<void> | undefined;
 
   return {
     forward(req, res, ctx) {
@@ -130,10 +131,14 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
         tunnels,
       });
     },
-    async close() {
-      for (const socket of tunnels) socket.destroy();
-      tunnels.clear();
-      await pool.close();
+    close() {
+      // Idempotent: shutdown paths tend to call close more than once.
+      closing ??= (async () => {
+        for (const socket of tunnels) socket.destroy();
+        tunnels.clear();
+        await pool.close();
+      })();
+      return closing;
     },
   };
 }

@@ -75,8 +75,10 @@ export async function startGateway(opts: ForwarderOptions, ctx: ForwardContext =
     forwarder,
     server,
     async close() {
-      await closeServer(server);
+      // Upgraded sockets still count as the server's connections: the forwarder cuts them.
+      server.closeAllConnections();
       await forwarder.close();
+      await closeServer(server);
     },
   };
 }
