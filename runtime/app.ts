@@ -30,6 +30,8 @@ export interface KanmonApp {
   readonly logger: Logger;
   /** The development CA's certificate file, when tls.source is self-signed-dev. */
   readonly devCaCertPath?: string;
+  /** True when this start created the development CA, which browsers must now be told to trust. */
+  readonly devCaCreated?: boolean;
   readonly demo?: DemoGroupware;
   close(): Promise<void>;
 }
@@ -99,11 +101,13 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
 
     let tlsFiles: { cert: string; key: string } | undefined;
     let devCaCertPath: string | undefined;
+    let devCaCreated = false;
     switch (config.tls.source) {
       case 'self-signed-dev': {
         const dev = await ensureDevCertificates(config.dataDir, { hostnames: [new URL(config.server.publicOrigin).hostname] });
         tlsFiles = { cert: dev.certPem, key: dev.keyPem };
         devCaCertPath = dev.caCertPath;
+        devCaCreated = dev.caCreated;
         break;
       }
       case 'file':
@@ -138,7 +142,11 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       if (isPortalPath(req.url)) socket.destroy();
       else gateway.upgrade(req, socket, head);
     });
-    await fastify.listen({ port: config.server.port, host: config.server.host });
+    await fastify.listen({
+      port: config.server.port,
+      host: config.server.host,
+      listenTextResolver: (address) => `listener bound to ${address.replace(/^https?:/, tlsFiles ? 'https:' : 'http:')}`,
+    });
     cleanups.push(() => fastify.close());
 
     let closed = false;
@@ -149,7 +157,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       services,
       store,
       logger,
-      ...(devCaCertPath ? { devCaCertPath } : {}),
+      ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
       ...(demo ? { demo } : {}),
       async close() {
         if (closed) return;

@@ -41,7 +41,10 @@ async function main(): Promise<void> {
   const app = await startKanmon(loaded.config);
   app.logger.info({ url: app.url, store: app.config.store.kind, config: loaded.source, routes: app.config.routes.map((r) => r.id) }, 'Kanmon is listening');
   if (app.devCaCertPath) {
-    app.logger.info({ caCertificate: app.devCaCertPath }, 'development TLS: trust this CA certificate in your browser or OS (see README)');
+    const msg = app.devCaCreated
+      ? 'a new development CA was created: trust this certificate in your browser or OS once (README: "Trusting the development CA")'
+      : 'development TLS certificate issued by the local development CA';
+    app.logger[app.devCaCreated ? 'warn' : 'info']({ caCertificate: app.devCaCertPath }, msg);
   }
   const link = await app.services.enrollment.createBootstrapLink();
   if (link) process.stdout.write(`Enroll the first administrator: ${link.url}\n`);
