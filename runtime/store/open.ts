@@ -1,5 +1,5 @@
 import type { KanmonConfig } from '../config/schema.js';
-import { StoreError } from './errors.js';
+import { openDynamoStore } from './dynamodb/index.js';
 import { openSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';
 
@@ -13,6 +13,10 @@ export async function openStore(config: KanmonConfig): Promise<Store> {
     case 'sqlite':
       return openSqliteStore({ file: store.file });
     case 'dynamodb':
-      throw new StoreError('the DynamoDB store is not available in this build yet');
+      return openDynamoStore({
+        table: store.table,
+        ...(store.region === undefined ? {} : { region: store.region }),
+        ...(store.endpoint === undefined ? {} : { endpoint: store.endpoint }),
+      });
   }
 }

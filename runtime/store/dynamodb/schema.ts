@@ -8,7 +8,49 @@ export const TABLE_SCHEMA = {
   /** Epoch seconds; DynamoDB's TTL deletes expired challenges, sessions and tokens. */
   ttlAttribute: 'ttl',
   globalSecondaryIndexes: [
-    /** Secondary access patterns (sessions by user, users by username order, audit by user). */
-    { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+    /**
+     * Secondary access patterns (sessions by user, users by username order, audit by user).
+     * Every attribute is projected: the store reads whole items from the index, never a
+     * second GetItem per row.
+     */
+    { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk', projectionType: 'ALL' },
   ],
+} as const;
+
+/**
+ * Key values of every item type. A `…#` entry is a prefix followed by an id; the others are
+ * literal. Item layout (pk / sk / gsi1pk / gsi1sk / ttl):
+ *
+ * - user:            USER#<id>           / USER          / USERS           / <username>                  / –
+ * - username claim:  USERNAME#<username> / USERNAME      / –               / –                           / –
+ * - credential:      CRED#<credId>       / CRED          / USER#<userId>   / CRED#<createdAt>#<credId>   / –
+ * - challenge:       CHALLENGE#<value>   / CHALLENGE     / –               / –                           / expiresAt
+ * - session:         SESSION#<id>        / SESSION       / USER#<userId>   / SESSION#<createdAt>#<id>    / absoluteExpiresAt
+ * - enrollment token:TOKEN#<id>          / TOKEN         / TOKENS#<purpose>/ <userId>#<id>               / expiresAt
+ * - signing key:     SIGNINGKEYS         / <kid>         / –               / –                           / –
+ * - audit event:     AUDIT#<yyyy-mm-dd>  / <eventId>     / USER#<userId>   / AUDIT#<eventId>             / –
+ * - audit day:       AUDITDAYS           / <yyyy-mm-dd>  / –               / –                           / –
+ *
+ * Timestamps inside sort keys are zero-padded epoch milliseconds so that text order is time order.
+ */
+export const ITEM_KEYS = {
+  userPrefix: 'USER#',
+  userSort: 'USER',
+  usersIndexPartition: 'USERS',
+  usernamePrefix: 'USERNAME#',
+  usernameSort: 'USERNAME',
+  credentialPrefix: 'CRED#',
+  credentialSort: 'CRED',
+  challengePrefix: 'CHALLENGE#',
+  challengeSort: 'CHALLENGE',
+  sessionPrefix: 'SESSION#',
+  sessionSort: 'SESSION',
+  tokenPrefix: 'TOKEN#',
+  tokenSort: 'TOKEN',
+  tokensIndexPrefix: 'TOKENS#',
+  signingKeysPartition: 'SIGNINGKEYS',
+  auditDayPrefix: 'AUDIT#',
+  auditDaysPartition: 'AUDITDAYS',
+  /** gsi1sk prefix of audit events in a user's index partition. */
+  auditIndexPrefix: 'AUDIT#',
 } as const;

@@ -57,7 +57,10 @@ function makeCredential(userId: string, overrides: Partial<PasskeyCredential> = 
     id: randomId(32),
     userId,
     // Zero, high and arbitrary bytes: a lossy text or base64 step would show up here.
-    publicKey: new Uint8Array([0x00, 0xa5, 0x01, 0x02, 0xff, 0x7f, 0x80, 0x00, ...Array.from({ length: 64 }, (_, i) => (i * 37) & 0xff)]),
+    publicKey: new Uint8Array([
+      0x00, 0xa5, 0x01, 0x02, 0xff, 0x7f, 0x80, 0x00,
+      ...Array.from({ length: 64 }, (_, i) => (i * 37) & 0xff),
+    ]),
     counter: 0,
     transports: ['internal', 'hybrid'],
     deviceType: 'multiDevice',

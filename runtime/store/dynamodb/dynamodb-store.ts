@@ -1,0 +1,1023 @@
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type QueryCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import {
+  ConcurrentUpdateError,
+  CredentialExistsError,
+  KeyExistsError,
+  NotFoundError,
+  StoreError,
+  StoreUnavailableError,
+  TokenUnusableError,
+  UserExistsError,
+  UsernameTakenError,
+} from '../errors.js';
+import type {
+  AuditEvent,
+  AuditStore,
+  Challenge,
+  ChallengeStore,
+  CredentialStore,
+  EnrollmentPurpose,
+  EnrollmentToken,
+  EnrollmentTokenStore,
+  PasskeyCredential,
+  Session,
+  SessionStore,
+  SigningKey,
+  SigningKeyStore,
+  Store,
+  User,
+  UserStore,
+} from '../types.js';
+import { ITEM_KEYS as K, TABLE_SCHEMA } from './schema.js';
+
+export interface DynamoStoreOptions {
+  readonly table: string;
+  /** @default the AWS SDK's own region resolution (us-east-1 when `endpoint` is set) */
+  readonly region?: string;
+  /** DynamoDB Local or another endpoint; static dummy credentials are used with it. */
+  readonly endpoint?: string;
+}
+
+type Item = Record<string, AttributeValue>;
+
+const PK = TABLE_SCHEMA.partitionKey;
+const SK = TABLE_SCHEMA.sortKey;
+const TTL = TABLE_SCHEMA.ttlAttribute;
+const GSI1 = TABLE_SCHEMA.globalSecondaryIndexes[0];
+
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+/** How many deletes one deleteByUser / deleteUnused keeps in flight. */
+const DELETE_CONCURRENCY = 10;
+/** Transactions that collide with another transaction on the same item are retried this often. */
+const TRANSACTION_ATTEMPTS = 5;
+
+/**
+ * A client for the store and for table creation. With an endpoint (DynamoDB Local) it uses
+ * fixed dummy credentials, because Local partitions tables by access key and region and must
+ * see the same pair from every client (Local accepts only letters and digits in the key id).
+ */
+export function createDynamoDbClient(options: Omit<DynamoStoreOptions, 'table'>): DynamoDBClient {
+  return new DynamoDBClient({
+    ...(options.region ? { region: options.region } : options.endpoint ? { region: 'us-east-1' } : {}),
+    ...(options.endpoint
+      ? { endpoint: options.endpoint, credentials: { accessKeyId: 'kanmonlocal', secretAccessKey: 'kanmonlocal' } }
+      : {}),
+    // Bounded waits: a hung connection must become StoreUnavailableError, not a stuck login.
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 5000 },
+    maxAttempts: 3,
+  });
+}
+
+/** Opens the DynamoDB store on an existing table (created by the CDK stack, or createTable locally). */
+export async function openDynamoStore(options: DynamoStoreOptions): Promise<Store> {
+  const client = createDynamoDbClient(options);
+  const store = new DynamoStore(new Table(client, options.table));
+  try {
+    // Fail at start-up, not at the first login, when the table or the credentials are wrong.
+    await store.ping();
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+  return store;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table access: every SDK call goes through here, so no raw SDK error can leave the store.
+
+interface ConditionalOptions {
+  readonly condition?: string;
+  readonly names?: Record<string, string>;
+  readonly values?: Item;
+}
+
+class Table {
+  constructor(
+    readonly client: DynamoDBClient,
+    readonly name: string,
+  ) {}
+
+  async get(pk: string, sk: string): Promise<Item | undefined> {
+    const out = await this.send('GetItem', () =>
+      this.client.send(new GetItemCommand({ TableName: this.name, Key: key(pk, sk), ConsistentRead: true })),
+    );
+    return out.Item;
+  }
+
+  /** @returns false when the condition failed. */
+  async put(item: Item, options: ConditionalOptions = {}): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.name,
+          Item: item,
+          ...expression(options),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw unavailable('PutItem', err);
+    }
+  }
+
+  /** @returns the updated item (ALL_NEW), or undefined when the condition failed. */
+  async update(pk: string, sk: string, update: string, options: ConditionalOptions): Promise<Item | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.name,
+          Key: key(pk, sk),
+          UpdateExpression: update,
+          ReturnValues: 'ALL_NEW',
+          ...expression(options),
+        }),
+      );
+      return out.Attributes ?? {};
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw unavailable('UpdateItem', err);
+    }
+  }
+
+  /** @returns the deleted item, or undefined when there was none or the condition failed. */
+  async delete(pk: string, sk: string, options: ConditionalOptions = {}): Promise<Item | undefined> {
+    try {
+      const out = await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.name,
+          Key: key(pk, sk),
+          ReturnValues: 'ALL_OLD',
+          ...expression(options),
+        }),
+      );
+      return out.Attributes;
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined;
+      throw unavailable('DeleteItem', err);
+    }
+  }
+
+  /**
+   * Runs a query page by page until `enough` items passed `accept` or the partition ends.
+   * Only ever a Query on one partition (base table or gsi1): no request path scans.
+   */
+  async query(
+    input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>,
+    enough = Number.POSITIVE_INFINITY,
+    accept: (item: Item) => boolean = () => true,
+  ): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const out = await this.send('Query', () =>
+        this.client.send(new QueryCommand({ ...input, TableName: this.name, ...(start ? { ExclusiveStartKey: start } : {}) })),
+      );
+      for (const item of out.Items ?? []) {
+        if (!accept(item)) continue;
+        items.push(item);
+        if (items.length >= enough) return items;
+      }
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  async send<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw unavailable(operation, err);
+    }
+  }
+}
+
+function key(pk: string, sk: string): Item {
+  return { [PK]: { S: pk }, [SK]: { S: sk } };
+}
+
+function expression(options: ConditionalOptions): {
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Item;
+} {
+  return {
+    ...(options.condition ? { ConditionExpression: options.condition } : {}),
+    ...(options.names && Object.keys(options.names).length > 0 ? { ExpressionAttributeNames: options.names } : {}),
+    ...(options.values && Object.keys(options.values).length > 0 ? { ExpressionAttributeValues: options.values } : {}),
+  };
+}
+
+/** The condition that makes a put a create: no item with this key yet. */
+const NOT_EXISTS = { condition: 'attribute_not_exists(#pk)', names: { '#pk': PK } } as const;
+/** The condition that makes an update or delete apply only to an item that is there. */
+const EXISTS = { condition: 'attribute_exists(#pk)', names: { '#pk': PK } } as const;
+
+function isConditionFailed(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
+}
+
+function unavailable(operation: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const detail = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new StoreUnavailableError(`DynamoDB ${operation} failed: ${detail}`, { cause: err });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribute marshalling. Written by hand for the few shapes the store uses, so each item's
+// layout is visible here and a malformed item fails loudly instead of becoming `undefined`.
+
+const str = (value: string): AttributeValue => ({ S: value });
+const num = (value: number): AttributeValue => ({ N: String(value) });
+const bool = (value: boolean): AttributeValue => ({ BOOL: value });
+const strings = (values: readonly string[]): AttributeValue => ({ L: values.map(str) });
+
+/** Epoch seconds for DynamoDB TTL, rounded up so an item is never removed before it expires. */
+const ttlOf = (expiresAtMs: number): AttributeValue => num(Math.ceil(expiresAtMs / 1000));
+
+/** Zero-padded so that sort-key text order is numeric order. */
+const sortableTime = (ms: number): string => String(Math.max(0, Math.trunc(ms))).padStart(15, '0');
+
+function malformed(item: Item, attribute: string): StoreError {
+  const pk = item[PK]?.S ?? '?';
+  return new StoreError(`malformed DynamoDB item ${pk}: attribute ${attribute} is missing or of the wrong type`);
+}
+
+function readS(item: Item, name: string): string {
+  const value = item[name]?.S;
+  if (value === undefined) throw malformed(item, name);
+  return value;
+}
+
+function readOptS(item: Item, name: string): string | undefined {
+  const attr = item[name];
+  if (attr === undefined || attr.NULL) return undefined;
+  if (attr.S === undefined) throw malformed(item, name);
+  return attr.S;
+}
+
+function readN(item: Item, name: string): number {
+  const raw = item[name]?.N;
+  const value = raw === undefined ? Number.NaN : Number(raw);
+  if (!Number.isFinite(value)) throw malformed(item, name);
+  return value;
+}
+
+function readOptN(item: Item, name: string): number | undefined {
+  return item[name] === undefined ? undefined : readN(item, name);
+}
+
+function readBool(item: Item, name: string): boolean {
+  const value = item[name]?.BOOL;
+  if (value === undefined) throw malformed(item, name);
+  return value;
+}
+
+function readB(item: Item, name: string): Uint8Array {
+  const value = item[name]?.B;
+  if (value === undefined) throw malformed(item, name);
+  // A copy, so the caller owns plain bytes and not a view into the response buffer.
+  return new Uint8Array(value);
+}
+
+function readStrings(item: Item, name: string): string[] {
+  const list = item[name]?.L;
+  if (list === undefined) throw malformed(item, name);
+  return list.map((entry) => {
+    if (entry.S === undefined) throw malformed(item, name);
+    return entry.S;
+  });
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_PAGE;
+  return Math.min(MAX_PAGE, Math.max(1, Math.trunc(limit)));
+}
+
+/** Runs `work` over `inputs` with at most `width` in flight. */
+async function inBatches<T, R>(inputs: readonly T[], width: number, work: (input: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < inputs.length; i += width) {
+    results.push(...(await Promise.all(inputs.slice(i, i + width).map(work))));
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class DynamoStore implements Store {
+  readonly kind = 'dynamodb' as const;
+  readonly users: UserStore;
+  readonly credentials: CredentialStore;
+  readonly challenges: ChallengeStore;
+  readonly sessions: SessionStore;
+  readonly enrollmentTokens: EnrollmentTokenStore;
+  readonly signingKeys: SigningKeyStore;
+  readonly audit: AuditStore;
+
+  constructor(private readonly table: Table) {
+    this.users = new DynamoUserStore(table);
+    this.credentials = new DynamoCredentialStore(table);
+    this.challenges = new DynamoChallengeStore(table);
+    this.sessions = new DynamoSessionStore(table);
+    this.enrollmentTokens = new DynamoEnrollmentTokenStore(table);
+    this.signingKeys = new DynamoSigningKeyStore(table);
+    this.audit = new DynamoAuditStore(table);
+  }
+
+  async ping(): Promise<void> {
+    // A GetItem of a key that never exists: needs only the permission the store has anyway.
+    await this.table.get('PING', 'PING');
+  }
+
+  async sweepExpired(): Promise<void> {
+    // DynamoDB's TTL removes expired challenges, sessions and tokens; readers check expiry themselves.
+  }
+
+  async close(): Promise<void> {
+    this.table.client.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users: the user item, plus a USERNAME#<name> claim written in the same transaction so that a
+// username can belong to one user only (DynamoDB has no unique constraints of its own).
+
+function userItem(user: User): Item {
+  return {
+    ...key(K.userPrefix + user.id, K.userSort),
+    [GSI1.partitionKey]: str(K.usersIndexPartition),
+    [GSI1.sortKey]: str(user.username),
+    itemType: str('user'),
+    id: str(user.id),
+    username: str(user.username),
+    displayName: str(user.displayName),
+    groups: strings(user.groups),
+    isAdmin: bool(user.isAdmin),
+    disabled: bool(user.disabled),
+    createdAt: num(user.createdAt),
+    updatedAt: num(user.updatedAt),
+  };
+}
+
+function userFromItem(item: Item): User {
+  return {
+    id: readS(item, 'id'),
+    username: readS(item, 'username'),
+    displayName: readS(item, 'displayName'),
+    groups: readStrings(item, 'groups'),
+    isAdmin: readBool(item, 'isAdmin'),
+    disabled: readBool(item, 'disabled'),
+    createdAt: readN(item, 'createdAt'),
+    updatedAt: readN(item, 'updatedAt'),
+  };
+}
+
+class DynamoUserStore implements UserStore {
+  constructor(private readonly table: Table) {}
+
+  async create(user: User): Promise<void> {
+    const command = new TransactWriteItemsCommand({
+      TransactItems: [
+        {
+          Put: {
+            TableName: this.table.name,
+            Item: userItem(user),
+            ConditionExpression: NOT_EXISTS.condition,
+            ExpressionAttributeNames: NOT_EXISTS.names,
+          },
+        },
+        {
+          Put: {
+            TableName: this.table.name,
+            Item: { ...key(K.usernamePrefix + user.username, K.usernameSort), itemType: str('username'), userId: str(user.id) },
+            ConditionExpression: NOT_EXISTS.condition,
+            ExpressionAttributeNames: NOT_EXISTS.names,
+          },
+        },
+      ],
+    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.table.client.send(command);
+        return;
+      } catch (err) {
+        const reasons = cancellationCodes(err);
+        if (reasons === undefined) throw unavailable('TransactWriteItems', err);
+        // Same order as the SQLite store's checks: the id first, then the username.
+        if (reasons[0] === 'ConditionalCheckFailed') throw new UserExistsError(user.id);
+        if (reasons[1] === 'ConditionalCheckFailed') throw new UsernameTakenError(user.username);
+        if (!reasons.includes('TransactionConflict')) throw unavailable('TransactWriteItems', err);
+        // Another transaction held one of the items; after it finishes, a retry sees its outcome.
+        if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError('user', user.id);
+        await sleep(10 * 2 ** attempt * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  async getById(id: string): Promise<User | undefined> {
+    const item = await this.table.get(K.userPrefix + id, K.userSort);
+    return item && userFromItem(item);
+  }
+
+  async getByUsername(username: string): Promise<User | undefined> {
+    // Two consistent reads rather than the (eventually consistent) index, so a user is found
+    // the moment create() returns.
+    const claim = await this.table.get(K.usernamePrefix + username, K.usernameSort);
+    return claim ? this.getById(readS(claim, 'userId')) : undefined;
+  }
+
+  async update(user: User): Promise<void> {
+    const updated = await this.table.update(
+      K.userPrefix + user.id,
+      K.userSort,
+      'SET #displayName = :displayName, #groups = :groups, #isAdmin = :isAdmin, #disabled = :disabled, #updatedAt = :updatedAt',
+      {
+        condition: 'attribute_exists(#pk)',
+        names: {
+          '#pk': PK,
+          '#displayName': 'displayName',
+          '#groups': 'groups',
+          '#isAdmin': 'isAdmin',
+          '#disabled': 'disabled',
+          '#updatedAt': 'updatedAt',
+        },
+        values: {
+          ':displayName': str(user.displayName),
+          ':groups': strings(user.groups),
+          ':isAdmin': bool(user.isAdmin),
+          ':disabled': bool(user.disabled),
+          ':updatedAt': num(user.updatedAt),
+        },
+      },
+    );
+    if (!updated) throw new NotFoundError('user', user.id);
+  }
+
+  async list(opts: { limit?: number; cursor?: string } = {}): Promise<{ users: User[]; cursor?: string }> {
+    const limit = pageSize(opts.limit);
+    const after = opts.cursor === undefined ? undefined : decodeUserCursor(opts.cursor);
+    // One extra item tells whether another page exists, so the last page carries no cursor.
+    const items = await this.table.query(
+      {
+        IndexName: GSI1.indexName,
+        KeyConditionExpression: after === undefined ? '#gpk = :gpk' : '#gpk = :gpk AND #gsk > :after',
+        ExpressionAttributeNames: { '#gpk': GSI1.partitionKey, ...(after === undefined ? {} : { '#gsk': GSI1.sortKey }) },
+        ExpressionAttributeValues: {
+          ':gpk': str(K.usersIndexPartition),
+          ...(after === undefined ? {} : { ':after': str(after) }),
+        },
+        ScanIndexForward: true,
+        Limit: limit + 1,
+      },
+      limit + 1,
+    );
+    const users = items.slice(0, limit).map(userFromItem);
+    const last = users[users.length - 1];
+    return items.length > limit && last ? { users, cursor: encodeUserCursor(last.username) } : { users };
+  }
+
+  async hasAny(): Promise<boolean> {
+    const items = await this.table.query(
+      {
+        IndexName: GSI1.indexName,
+        KeyConditionExpression: '#gpk = :gpk',
+        ExpressionAttributeNames: { '#gpk': GSI1.partitionKey },
+        ExpressionAttributeValues: { ':gpk': str(K.usersIndexPartition) },
+        Limit: 1,
+      },
+      1,
+    );
+    return items.length > 0;
+  }
+}
+
+/** The cursor is the last username of the page (the same format as the SQLite store's). */
+function encodeUserCursor(username: string): string {
+  return Buffer.from(username, 'utf8').toString('base64url');
+}
+
+function decodeUserCursor(cursor: string): string {
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}
+
+/** Cancellation reason codes of a cancelled transaction, or undefined for any other error. */
+function cancellationCodes(err: unknown): string[] | undefined {
+  if (!(err instanceof Error) || err.name !== 'TransactionCanceledException') return undefined;
+  const reasons = (err as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+  return reasons.map((reason) => reason.Code ?? 'None');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passkey credentials
+
+function credentialFromItem(item: Item): PasskeyCredential {
+  const lastUsedAt = readOptN(item, 'lastUsedAt');
+  return {
+    id: readS(item, 'id'),
+    userId: readS(item, 'userId'),
+    publicKey: readB(item, 'publicKey'),
+    counter: readN(item, 'counter'),
+    transports: readStrings(item, 'transports'),
+    deviceType: readS(item, 'deviceType') === 'multiDevice' ? 'multiDevice' : 'singleDevice',
+    backedUp: readBool(item, 'backedUp'),
+    aaguid: readS(item, 'aaguid'),
+    name: readS(item, 'name'),
+    createdAt: readN(item, 'createdAt'),
+    ...(lastUsedAt === undefined ? {} : { lastUsedAt }),
+  };
+}
+
+class DynamoCredentialStore implements CredentialStore {
+  constructor(private readonly table: Table) {}
+
+  async create(credential: PasskeyCredential): Promise<void> {
+    const item: Item = {
+      ...key(K.credentialPrefix + credential.id, K.credentialSort),
+      [GSI1.partitionKey]: str(K.userPrefix + credential.userId),
+      [GSI1.sortKey]: str(`${K.credentialPrefix}${sortableTime(credential.createdAt)}#${credential.id}`),
+      itemType: str('credential'),
+      id: str(credential.id),
+      userId: str(credential.userId),
+      publicKey: { B: credential.publicKey },
+      counter: num(credential.counter),
+      transports: strings(credential.transports),
+      deviceType: str(credential.deviceType),
+      backedUp: bool(credential.backedUp),
+      aaguid: str(credential.aaguid),
+      name: str(credential.name),
+      createdAt: num(credential.createdAt),
+      ...(credential.lastUsedAt === undefined ? {} : { lastUsedAt: num(credential.lastUsedAt) }),
+    };
+    // Keyed by the credential id alone, so the condition makes the id unique across all users.
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new CredentialExistsError(credential.id);
+  }
+
+  async get(id: string): Promise<PasskeyCredential | undefined> {
+    const item = await this.table.get(K.credentialPrefix + id, K.credentialSort);
+    return item && credentialFromItem(item);
+  }
+
+  async listByUser(userId: string): Promise<PasskeyCredential[]> {
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression: '#gpk = :gpk AND begins_with(#gsk, :prefix)',
+      ExpressionAttributeNames: { '#gpk': GSI1.partitionKey, '#gsk': GSI1.sortKey },
+      ExpressionAttributeValues: { ':gpk': str(K.userPrefix + userId), ':prefix': str(K.credentialPrefix) },
+    });
+    return items.map(credentialFromItem);
+  }
+
+  async recordUse(id: string, update: { expectedCounter: number; counter: number; lastUsedAt: number }): Promise<void> {
+    const updated = await this.table.update(
+      K.credentialPrefix + id,
+      K.credentialSort,
+      'SET #counter = :counter, #lastUsedAt = :lastUsedAt',
+      {
+        condition: 'attribute_exists(#pk) AND #counter = :expected',
+        names: { '#pk': PK, '#counter': 'counter', '#lastUsedAt': 'lastUsedAt' },
+        values: {
+          ':counter': num(update.counter),
+          ':lastUsedAt': num(update.lastUsedAt),
+          ':expected': num(update.expectedCounter),
+        },
+      },
+    );
+    if (updated) return;
+    // The write is already refused; this read only names the reason.
+    if (!(await this.table.get(K.credentialPrefix + id, K.credentialSort))) throw new NotFoundError('credential', id);
+    throw new ConcurrentUpdateError('credential', id);
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    const updated = await this.table.update(K.credentialPrefix + id, K.credentialSort, 'SET #name = :name', {
+      condition: 'attribute_exists(#pk)',
+      names: { '#pk': PK, '#name': 'name' },
+      values: { ':name': str(name) },
+    });
+    if (!updated) throw new NotFoundError('credential', id);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.table.delete(K.credentialPrefix + id, K.credentialSort);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Challenges
+
+function challengeFromItem(item: Item): Challenge {
+  const data = readOptS(item, 'data');
+  return {
+    challenge: readS(item, 'challenge'),
+    ceremony: readS(item, 'ceremony') === 'registration' ? 'registration' : 'authentication',
+    subject: readS(item, 'subject'),
+    createdAt: readN(item, 'createdAt'),
+    expiresAt: readN(item, 'expiresAt'),
+    ...(data === undefined ? {} : { data }),
+  };
+}
+
+class DynamoChallengeStore implements ChallengeStore {
+  constructor(private readonly table: Table) {}
+
+  async put(challenge: Challenge): Promise<void> {
+    const item: Item = {
+      ...key(K.challengePrefix + challenge.challenge, K.challengeSort),
+      [TTL]: ttlOf(challenge.expiresAt),
+      itemType: str('challenge'),
+      challenge: str(challenge.challenge),
+      ceremony: str(challenge.ceremony),
+      subject: str(challenge.subject),
+      createdAt: num(challenge.createdAt),
+      expiresAt: num(challenge.expiresAt),
+      ...(challenge.data === undefined ? {} : { data: str(challenge.data) }),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('challenge already exists');
+  }
+
+  async consume(challenge: string): Promise<Challenge | undefined> {
+    // A conditional DeleteItem returning the old item: the condition makes concurrent deletes of
+    // the same key serialise, so exactly one consumer gets the item and the others fail the check
+    // (an unconditional delete may hand the old item to more than one of them).
+    const item = await this.table.delete(K.challengePrefix + challenge, K.challengeSort, EXISTS);
+    return item && challengeFromItem(item);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+function sessionFromItem(item: Item): Session {
+  return {
+    id: readS(item, 'id'),
+    userId: readS(item, 'userId'),
+    authMethods: readStrings(item, 'authMethods'),
+    createdAt: readN(item, 'createdAt'),
+    lastSeenAt: readN(item, 'lastSeenAt'),
+    absoluteExpiresAt: readN(item, 'absoluteExpiresAt'),
+    ip: readS(item, 'ip'),
+    userAgent: readS(item, 'userAgent'),
+  };
+}
+
+class DynamoSessionStore implements SessionStore {
+  constructor(private readonly table: Table) {}
+
+  async create(session: Session): Promise<void> {
+    const item: Item = {
+      ...key(K.sessionPrefix + session.id, K.sessionSort),
+      [GSI1.partitionKey]: str(K.userPrefix + session.userId),
+      [GSI1.sortKey]: str(`${K.sessionPrefix}${sortableTime(session.createdAt)}#${session.id}`),
+      [TTL]: ttlOf(session.absoluteExpiresAt),
+      itemType: str('session'),
+      id: str(session.id),
+      userId: str(session.userId),
+      authMethods: strings(session.authMethods),
+      createdAt: num(session.createdAt),
+      lastSeenAt: num(session.lastSeenAt),
+      absoluteExpiresAt: num(session.absoluteExpiresAt),
+      ip: str(session.ip),
+      userAgent: str(session.userAgent),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('session already exists');
+  }
+
+  async get(id: string): Promise<Session | undefined> {
+    const item = await this.table.get(K.sessionPrefix + id, K.sessionSort);
+    return item && sessionFromItem(item);
+  }
+
+  async touch(id: string, lastSeenAt: number): Promise<void> {
+    // The condition both ignores missing sessions (no upsert) and keeps lastSeenAt from moving back.
+    await this.table.update(K.sessionPrefix + id, K.sessionSort, 'SET #lastSeenAt = :t', {
+      condition: 'attribute_exists(#pk) AND #lastSeenAt < :t',
+      names: { '#pk': PK, '#lastSeenAt': 'lastSeenAt' },
+      values: { ':t': num(lastSeenAt) },
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.table.delete(K.sessionPrefix + id, K.sessionSort);
+  }
+
+  async listByUser(userId: string): Promise<Session[]> {
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression: '#gpk = :gpk AND begins_with(#gsk, :prefix)',
+      ExpressionAttributeNames: { '#gpk': GSI1.partitionKey, '#gsk': GSI1.sortKey },
+      ExpressionAttributeValues: { ':gpk': str(K.userPrefix + userId), ':prefix': str(K.sessionPrefix) },
+    });
+    return items.map(sessionFromItem);
+  }
+
+  async deleteByUser(userId: string, exceptId?: string): Promise<number> {
+    // The index is eventually consistent: a session created in the last moment may be missed.
+    // Services re-check sessions against the user's state on every request, so that window is
+    // bounded by the index lag (typically well under a second).
+    const victims = (await this.listByUser(userId)).filter((session) => session.id !== exceptId);
+    const deleted = await inBatches(victims, DELETE_CONCURRENCY, (session) =>
+      this.table.delete(K.sessionPrefix + session.id, K.sessionSort, EXISTS),
+    );
+    // Conditional deletes: count only what this call removed, not what a concurrent one got to first.
+    return deleted.filter((item) => item !== undefined).length;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment tokens
+
+function tokenFromItem(item: Item): EnrollmentToken {
+  const usedAt = readOptN(item, 'usedAt');
+  return {
+    id: readS(item, 'id'),
+    purpose: readS(item, 'purpose') === 'bootstrap-admin' ? 'bootstrap-admin' : 'enroll',
+    userId: readS(item, 'userId'),
+    createdAt: readN(item, 'createdAt'),
+    expiresAt: readN(item, 'expiresAt'),
+    createdBy: readS(item, 'createdBy'),
+    ...(usedAt === undefined ? {} : { usedAt }),
+  };
+}
+
+class DynamoEnrollmentTokenStore implements EnrollmentTokenStore {
+  constructor(private readonly table: Table) {}
+
+  async create(token: EnrollmentToken): Promise<void> {
+    const item: Item = {
+      ...key(K.tokenPrefix + token.id, K.tokenSort),
+      [GSI1.partitionKey]: str(K.tokensIndexPrefix + token.purpose),
+      // userId first so deleteUnused(purpose, userId) is a begins_with on the index.
+      [GSI1.sortKey]: str(`${token.userId}#${token.id}`),
+      [TTL]: ttlOf(token.expiresAt),
+      itemType: str('enrollmentToken'),
+      id: str(token.id),
+      purpose: str(token.purpose),
+      userId: str(token.userId),
+      createdAt: num(token.createdAt),
+      expiresAt: num(token.expiresAt),
+      createdBy: str(token.createdBy),
+      ...(token.usedAt === undefined ? {} : { usedAt: num(token.usedAt) }),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('enrollment token already exists');
+  }
+
+  async get(id: string): Promise<EnrollmentToken | undefined> {
+    const item = await this.table.get(K.tokenPrefix + id, K.tokenSort);
+    return item && tokenFromItem(item);
+  }
+
+  async consume(id: string, now: number): Promise<EnrollmentToken> {
+    // Condition and write are one request, so of concurrent consumers exactly one succeeds.
+    const updated = await this.table.update(K.tokenPrefix + id, K.tokenSort, 'SET #usedAt = :now', {
+      condition: 'attribute_exists(#pk) AND attribute_not_exists(#usedAt) AND #expiresAt > :now',
+      names: { '#pk': PK, '#usedAt': 'usedAt', '#expiresAt': 'expiresAt' },
+      values: { ':now': num(now) },
+    });
+    if (updated) return tokenFromItem(updated);
+    // Refused; a read names the reason (a token never becomes usable again, so it cannot mislead).
+    const existing = await this.get(id);
+    if (!existing) throw new TokenUnusableError('unknown');
+    if (existing.usedAt !== undefined) throw new TokenUnusableError('used');
+    throw new TokenUnusableError('expired');
+  }
+
+  async deleteUnused(purpose: EnrollmentPurpose, userId?: string): Promise<number> {
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression:
+        userId === undefined ? '#gpk = :gpk' : '#gpk = :gpk AND begins_with(#gsk, :prefix)',
+      FilterExpression: 'attribute_not_exists(#usedAt)',
+      ExpressionAttributeNames: {
+        '#gpk': GSI1.partitionKey,
+        '#usedAt': 'usedAt',
+        ...(userId === undefined ? {} : { '#gsk': GSI1.sortKey }),
+      },
+      ExpressionAttributeValues: {
+        ':gpk': str(K.tokensIndexPrefix + purpose),
+        ...(userId === undefined ? {} : { ':prefix': str(`${userId}#`) }),
+      },
+    });
+    const deleted = await inBatches(items, DELETE_CONCURRENCY, (item) =>
+      // Conditional, so a token consumed since the query ran is kept.
+      this.table.delete(K.tokenPrefix + readS(item, 'id'), K.tokenSort, {
+        condition: 'attribute_exists(#pk) AND attribute_not_exists(#usedAt)',
+        names: { '#pk': PK, '#usedAt': 'usedAt' },
+      }),
+    );
+    return deleted.filter((item) => item !== undefined).length;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing keys: one small partition, read whole with a consistent query.
+
+class DynamoSigningKeyStore implements SigningKeyStore {
+  constructor(private readonly table: Table) {}
+
+  async create(signingKey: SigningKey): Promise<void> {
+    const item: Item = {
+      ...key(K.signingKeysPartition, signingKey.kid),
+      itemType: str('signingKey'),
+      kid: str(signingKey.kid),
+      alg: str(signingKey.alg),
+      publicJwk: str(signingKey.publicJwk),
+      sealedPrivateKey: str(signingKey.sealedPrivateKey),
+      createdAt: num(signingKey.createdAt),
+      retiresAt: num(signingKey.retiresAt),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new KeyExistsError(signingKey.kid);
+  }
+
+  async list(): Promise<SigningKey[]> {
+    const items = await this.table.query({
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': PK },
+      ExpressionAttributeValues: { ':pk': str(K.signingKeysPartition) },
+      ConsistentRead: true,
+    });
+    return items
+      .map((item) => ({
+        kid: readS(item, 'kid'),
+        alg: 'ES256' as const,
+        publicJwk: readS(item, 'publicJwk'),
+        sealedPrivateKey: readS(item, 'sealedPrivateKey'),
+        createdAt: readN(item, 'createdAt'),
+        retiresAt: readN(item, 'retiresAt'),
+      }))
+      .sort((a, b) => b.createdAt - a.createdAt || (a.kid < b.kid ? 1 : a.kid > b.kid ? -1 : 0));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log. Events live in one partition per UTC day (AUDIT#<yyyy-mm-dd>, sorted by the
+// time-sortable event id), which spreads writes over time instead of one ever-hot partition.
+// An AUDITDAYS partition lists the days that have events, so reading newest-first walks only
+// days that exist, however sparse the log. Per-user listing uses gsi1 (USER#<userId>, AUDIT#<id>).
+
+function auditItem(event: AuditEvent, day: string): Item {
+  const optional = (name: string, value: string | undefined): Item => (value === undefined ? {} : { [name]: str(value) });
+  return {
+    ...key(K.auditDayPrefix + day, event.id),
+    ...(event.userId === undefined
+      ? {}
+      : {
+          [GSI1.partitionKey]: str(K.userPrefix + event.userId),
+          [GSI1.sortKey]: str(K.auditIndexPrefix + event.id),
+        }),
+    itemType: str('auditEvent'),
+    id: str(event.id),
+    time: num(event.time),
+    eventType: str(event.type),
+    result: str(event.result),
+    ...optional('userId', event.userId),
+    ...optional('username', event.username),
+    ...optional('actor', event.actor),
+    ...optional('ip', event.ip),
+    ...optional('userAgent', event.userAgent),
+    ...optional('method', event.method),
+    ...optional('reason', event.reason),
+    // Details are free-form JSON; stored as text so any JSON value survives unchanged.
+    ...optional('details', event.details === undefined ? undefined : JSON.stringify(event.details)),
+  };
+}
+
+function auditFromItem(item: Item): AuditEvent {
+  const pick = (name: string): Record<string, string> => {
+    const value = readOptS(item, name);
+    return value === undefined ? {} : { [name]: value };
+  };
+  const details = readOptS(item, 'details');
+  return {
+    id: readS(item, 'id'),
+    time: readN(item, 'time'),
+    type: readS(item, 'eventType'),
+    result: readS(item, 'result') === 'success' ? 'success' : 'failure',
+    ...pick('userId'),
+    ...pick('username'),
+    ...pick('actor'),
+    ...pick('ip'),
+    ...pick('userAgent'),
+    ...pick('method'),
+    ...pick('reason'),
+    ...(details === undefined ? {} : { details: JSON.parse(details) as Record<string, unknown> }),
+  };
+}
+
+/** The UTC day of an event id's embedded time (see ids.ts), falling back to `fallbackTime`. */
+function auditDay(id: string, fallbackTime?: number): string | undefined {
+  const fromId = /^[0-9a-f]{12}/.test(id) ? parseInt(id.slice(0, 12), 16) : Number.NaN;
+  const ms = Number.isFinite(fromId) ? fromId : fallbackTime;
+  if (ms === undefined || !Number.isFinite(ms)) return undefined;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString().slice(0, 10);
+}
+
+class DynamoAuditStore implements AuditStore {
+  /** Days this process already recorded in AUDITDAYS, so each node writes a day marker once. */
+  private readonly knownDays = new Set<string>();
+
+  constructor(private readonly table: Table) {}
+
+  async append(event: AuditEvent): Promise<void> {
+    const day = auditDay(event.id, event.time) ?? '0000-00-00';
+    if (!this.knownDays.has(day)) {
+      // Written before the event, so a reader never finds an event on a day it cannot see.
+      await this.table.put({ ...key(K.auditDaysPartition, day), itemType: str('auditDay'), day: str(day) });
+      if (this.knownDays.size > 1000) this.knownDays.clear();
+      this.knownDays.add(day);
+    }
+    if (!(await this.table.put(auditItem(event, day), NOT_EXISTS))) {
+      throw new StoreError(`audit event ${event.id} already exists`);
+    }
+  }
+
+  async list(opts: { limit?: number; before?: string; userId?: string } = {}): Promise<AuditEvent[]> {
+    const limit = pageSize(opts.limit);
+    return opts.userId === undefined ? this.listAll(limit, opts.before) : this.listUser(opts.userId, limit, opts.before);
+  }
+
+  private async listAll(limit: number, before: string | undefined): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    const lastDay = before === undefined ? undefined : auditDay(before);
+    let dayStart: Item | undefined;
+    do {
+      const page = await this.table.send('Query', () =>
+        this.table.client.send(
+          new QueryCommand({
+            TableName: this.table.name,
+            KeyConditionExpression: lastDay === undefined ? '#pk = :pk' : '#pk = :pk AND #sk <= :day',
+            ExpressionAttributeNames: { '#pk': PK, ...(lastDay === undefined ? {} : { '#sk': SK }) },
+            ExpressionAttributeValues: {
+              ':pk': str(K.auditDaysPartition),
+              ...(lastDay === undefined ? {} : { ':day': str(lastDay) }),
+            },
+            ScanIndexForward: false,
+            ConsistentRead: true,
+            Limit: 16,
+            ...(dayStart ? { ExclusiveStartKey: dayStart } : {}),
+          }),
+        ),
+      );
+      for (const dayItem of page.Items ?? []) {
+        const items = await this.table.query(
+          {
+            KeyConditionExpression: before === undefined ? '#pk = :pk' : '#pk = :pk AND #sk < :before',
+            ExpressionAttributeNames: { '#pk': PK, ...(before === undefined ? {} : { '#sk': SK }) },
+            ExpressionAttributeValues: {
+              ':pk': str(K.auditDayPrefix + readS(dayItem, 'day')),
+              ...(before === undefined ? {} : { ':before': str(before) }),
+            },
+            ScanIndexForward: false,
+            ConsistentRead: true,
+            Limit: limit - events.length,
+          },
+          limit - events.length,
+        );
+        events.push(...items.map(auditFromItem));
+        if (events.length >= limit) return events;
+      }
+      dayStart = page.LastEvaluatedKey;
+    } while (dayStart);
+    return events;
+  }
+
+  private async listUser(userId: string, limit: number, before: string | undefined): Promise<AuditEvent[]> {
+    // BETWEEN is inclusive, so the `before` event itself is skipped by the accept filter.
+    const items = await this.table.query(
+      {
+        IndexName: GSI1.indexName,
+        KeyConditionExpression:
+          before === undefined
+            ? '#gpk = :gpk AND begins_with(#gsk, :prefix)'
+            : '#gpk = :gpk AND #gsk BETWEEN :prefix AND :before',
+        ExpressionAttributeNames: { '#gpk': GSI1.partitionKey, '#gsk': GSI1.sortKey },
+        ExpressionAttributeValues: {
+          ':gpk': str(K.userPrefix + userId),
+          ':prefix': str(K.auditIndexPrefix),
+          ...(before === undefined ? {} : { ':before': str(K.auditIndexPrefix + before) }),
+        },
+        ScanIndexForward: false,
+        Limit: limit + 1,
+      },
+      limit,
+      (item) => before === undefined || readS(item, 'id') !== before,
+    );
+    return items.map(auditFromItem);
+  }
+}
