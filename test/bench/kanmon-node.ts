@@ -1,0 +1,25 @@
+/**
+ * "Kanmon" bench case: the real gateway (TLS, route match, session cookie, policy, identity
+ * headers and JWT, forwarder) started as its own process so the runner can pin it to a core.
+ * Adds a user, starts a passkey session for it, and prints {"url":…,"cookie":…} on stdout.
+ *
+ * Usage: kanmon-node.ts <upstream-url> <data-dir>
+ */
+import { startKanmon } from '../../runtime/app.js';
+
+const [upstream, dataDir] = process.argv.slice(2);
+if (!upstream || !dataDir) throw new Error('usage: kanmon-node.ts <upstream-url> <data-dir>');
+
+const app = await startKanmon({
+  dataDir,
+  server: { port: 0, host: '127.0.0.1' },
+  routes: [{ id: 'bench', match: { pathPrefix: '/' }, upstream }],
+  log: { level: 'silent' },
+});
+const user = await app.services.users.addUser({ username: 'bench' });
+const { cookie } = await app.services.sessions.start(user, ['passkey'], { ip: '127.0.0.1', userAgent: 'bench' });
+process.stdout.write(`${JSON.stringify({ url: `https://127.0.0.1:${app.port}`, cookie })}\n`);
+
+process.on('SIGTERM', () => {
+  void app.close().then(() => process.exit(0));
+});

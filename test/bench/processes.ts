@@ -1,0 +1,58 @@
+/**
+ * Child processes for the bench: started pinned to one CPU with `taskset`, announcing
+ * readiness with one JSON line on stdout, stopped by their own pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface Pinned<T> {
+  readonly child: ChildProcess;
+  /** The JSON the process printed when it was ready. */
+  readonly ready: T;
+  stop(): Promise<void>;
+}
+
+/** Runs `command args…` on CPU `cpu` and waits for its first stdout line, parsed as JSON. */
+export async function startPinned<T>(cpu: number, command: string, args: readonly string[], what: string): Promise<Pinned<T>> {
+  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    if (stderr.length < 8192) stderr += c.toString();
+  });
+  const ready = await new Promise<T>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const timer = setTimeout(() => fail(new Error(`${what} did not start within 60 s`)), 60_000);
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${err.message}\n${stderr}`));
+    }
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(line) as T);
+      } catch {
+        fail(new Error(`${what} printed something other than its address: ${line}`));
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`${what} exited early with code ${code}`)));
+  });
+  return { child, ready, stop: () => stopChild(child) };
+}
+
+/** Starts a Node/TypeScript script of the bench pinned to `cpu`. */
+export function startScript<T>(cpu: number, script: string, args: readonly string[], what: string): Promise<Pinned<T>> {
+  return startPinned<T>(cpu, process.execPath, ['--import', 'tsx', script, ...args], what);
+}
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}

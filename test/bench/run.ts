@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: how fast Kanmon forwards, against the upstream alone and against nginx,
+ * measured in one run on one machine so the ratios mean something.
+ *
+ * Cases, each at the same concurrency, for a 1 KiB and a 100 KiB response:
+ *   direct upstream   wrk → upstream (plain HTTP): the ceiling
+ *   nginx             wrk → nginx (TLS, 1 worker, upstream keep-alive pool) → upstream: the yardstick
+ *   bare forwarder    wrk → node https + the forwarder, no auth → upstream: what forwarding costs
+ *   kanmon            wrk → Kanmon with a signed-in session cookie → upstream: the real thing
+ *
+ * The machine has two cores: the proxy under test gets CPU 0 alone; wrk and the upstream
+ * share CPU 1. Options: --seconds N (measured, default 8), --warmup N (default 2),
+ * --connections N (default 64), --only case,case.
+ */
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNginx } from './nginx.js';
+import { startScript, type Pinned } from './processes.js';
+import { ensureTools, makeCertificate } from './tools.js';
+import { runWrk, type LoadResult } from './wrk.js';
+
+const PROXY_CPU = 0;
+const LOAD_CPU = 1;
+const SIZES = [
+  { path: '/1k', label: '1 KiB', bytes: 1024 },
+  { path: '/100k', label: '100 KiB', bytes: 100 * 1024 },
+] as const;
+const CASES = ['direct', 'nginx', 'bare', 'kanmon'] as const;
+type CaseName = (typeof CASES)[number];
+const CASE_LABEL: Record<CaseName, string> = { direct: 'direct upstream', nginx: 'nginx', bare: 'bare forwarder', kanmon: 'kanmon' };
+
+interface Target {
+  readonly url: string;
+  readonly headers: readonly string[];
+}
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const tools = ensureTools(log);
+  if (cpus().length < 2) log('warning: fewer than 2 CPUs; proxy and load generator will share one');
+  const busy = await cpuBusyPercent();
+  const dir = mkdtempSync(join(tmpdir(), 'kanmon-bench-'));
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    while (stops.length) await stops.pop()!().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+  try {
+    const { certFile, keyFile } = makeCertificate(dir);
+    const upstream = await startScript<{ port: number }>(LOAD_CPU, here('./upstream.ts'), [], 'upstream');
+    stops.push(upstream.stop);
+    const upstreamUrl = `http://127.0.0.1:${upstream.ready.port}`;
+
+    const targets = new Map<CaseName, Target>();
+    if (opts.only.has('direct')) targets.set('direct', { url: upstreamUrl, headers: [] });
+    if (opts.only.has('nginx')) {
+      const port = await freePort();
+      const nginx = await startNginx(tools.nginx, { dir, port, upstreamPort: upstream.ready.port, certFile, keyFile, cpu: PROXY_CPU });
+      stops.push(nginx.stop);
+      targets.set('nginx', { url: `https://127.0.0.1:${port}`, headers: [] });
+    }
+    if (opts.only.has('bare')) {
+      const bare: Pinned<{ url: string }> = await startScript(PROXY_CPU, here('./forwarder-node.ts'), [upstreamUrl, certFile, keyFile], 'bare forwarder');
+      stops.push(bare.stop);
+      targets.set('bare', { url: bare.ready.url, headers: [] });
+    }
+    if (opts.only.has('kanmon')) {
+      const dataDir = join(dir, 'kanmon-data');
+      const kanmon: Pinned<{ url: string; cookie: string }> = await startScript(PROXY_CPU, here('./kanmon-node.ts'), [upstreamUrl, dataDir], 'kanmon');
+      stops.push(kanmon.stop);
+      targets.set('kanmon', { url: kanmon.ready.url, headers: [`Cookie: ${kanmon.ready.cookie}`] });
+    }
+
+    // A case that answers with a login redirect or an error page would be measured happily
+    // by wrk; make sure every case really returns the upstream's body first.
+    for (const [name, target] of targets) {
+      for (const size of SIZES) await expectBody(name, target, size.path, size.bytes);
+    }
+
+    const results = new Map<string, LoadResult>();
+    for (const size of SIZES) {
+      for (const [name, target] of targets) {
+        log(`measuring ${CASE_LABEL[name]} ${size.label} …`);
+        const load = { url: `${target.url}${size.path}`, cpu: LOAD_CPU, connections: opts.connections, headers: target.headers };
+        if (opts.warmup > 0) await runWrk({ ...load, seconds: opts.warmup });
+        results.set(`${name} ${size.path}`, await runWrk({ ...load, seconds: opts.seconds }));
+      }
+    }
+
+    printReport(opts, busy, targets, results);
+  } finally {
+    await stopAll();
+  }
+}
+
+function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, Target>, results: Map<string, LoadResult>): void {
+  const out: string[] = [];
+  out.push('Kanmon bench');
+  out.push(
+    `CPU pinning (taskset): proxy under test (nginx with 1 worker, bare forwarder, or Kanmon) alone on CPU ${PROXY_CPU}; ` +
+      `wrk (1 thread) and the upstream (node http) together on CPU ${LOAD_CPU}.`,
+  );
+  out.push(
+    `Load: wrk, ${opts.connections} keep-alive connections, ${opts.warmup} s warm-up then ${opts.seconds} s measured per case. ` +
+      'TLS from wrk to nginx, the bare forwarder and Kanmon; plain HTTP to the upstream (and for "direct upstream").',
+  );
+  if (busyBefore > 15) out.push(`warning: the machine was ${busyBefore.toFixed(0)}% busy before the run; other work skews these numbers.`);
+  out.push('');
+  const header = ['size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx', 'errors'];
+  const rows: string[][] = [header];
+  for (const size of SIZES) {
+    const base = results.get(`nginx ${size.path}`);
+    let first = true;
+    for (const name of targets.keys()) {
+      const r = results.get(`${name} ${size.path}`)!;
+      rows.push([
+        first ? size.label : '',
+        CASE_LABEL[name],
+        r.requestsPerSecond.toFixed(0),
+        ratio(r.requestsPerSecond, base?.requestsPerSecond),
+        r.p50.toFixed(2),
+        ratio(r.p50, base?.p50),
+        r.p99.toFixed(2),
+        ratio(r.p99, base?.p99),
+        String(r.errors),
+      ]);
+      first = false;
+    }
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    out.push(row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+    if (i === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+  out.push('');
+  out.push('vs nginx: req/s as a multiple of nginx\'s (higher is better); latency as a multiple of nginx\'s (lower is better).');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function ratio(value: number, base: number | undefined): string {
+  return base ? `${(value / base).toFixed(2)}x` : '-';
+}
+
+interface Options {
+  readonly seconds: number;
+  readonly warmup: number;
+  readonly connections: number;
+  readonly only: ReadonlySet<CaseName>;
+}
+
+function parseArgs(argv: string[]): Options {
+  let seconds = 8;
+  let warmup = 2;
+  let connections = 64;
+  let only = new Set<CaseName>(CASES);
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const value = argv[++i];
+    const num = Number(value);
+    if (flag === '--seconds' && num > 0) seconds = num;
+    else if (flag === '--warmup' && num >= 0) warmup = num;
+    else if (flag === '--connections' && Number.isInteger(num) && num > 0) connections = num;
+    else if (flag === '--only' && value) {
+      const names = value.split(',');
+      const unknown = names.filter((n) => !(CASES as readonly string[]).includes(n));
+      if (unknown.length) throw new Error(`--only takes ${CASES.join(', ')}; got ${unknown.join(', ')}`);
+      only = new Set(names as CaseName[]);
+    } else {
+      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
+    }
+  }
+  return { seconds, warmup, connections, only };
+}
+
+async function expectBody(name: CaseName, target: Target, path: string, bytes: number): Promise<void> {
+  const headers: Record<string, string> = {};
+  for (const h of target.headers) {
+    const at = h.indexOf(':');
+    headers[h.slice(0, at)] = h.slice(at + 1).trim();
+  }
+  const { status, length } = await new Promise<{ status: number; length: number }>((resolve, reject) => {
+    const url = `${target.url}${path}`;
+    const options: https.RequestOptions = { headers, rejectUnauthorized: false, agent: false };
+    const onResponse = (res: http.IncomingMessage) => {
+      let length = 0;
+      res.on('data', (c: Buffer) => (length += c.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, length }));
+    };
+    (url.startsWith('https:') ? https.get(url, options, onResponse) : http.get(url, options, onResponse)).on('error', reject);
+  });
+  if (status !== 200 || length !== bytes) {
+    throw new Error(`${CASE_LABEL[name]} answered ${path} with ${status} and ${length} bytes, expected 200 and ${bytes}; not measuring it`);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Share of CPU time spent busy across all cores over one second. */
+async function cpuBusyPercent(): Promise<number> {
+  const sample = () => {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = fields[3]! + (fields[4] ?? 0);
+    return { idle, total: fields.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = sample();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = sample();
+    return 100 * (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total));
+  } catch {
+    return 0;
+  }
+}
+
+await main();
