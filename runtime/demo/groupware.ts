@@ -130,7 +130,8 @@ function homePage(req: IncomingMessage): string {
     .filter(([name]) => name.startsWith('x-kanmon-'))
     .map(([name, value]) => {
       const text = Array.isArray(value) ? value.join(', ') : (value ?? '');
-      const shown = name === 'x-kanmon-jwt' && text.length > 48 ? `${text.slice(0, 48)}…` : text;
+      const shown =
+        name === 'x-kanmon-jwt' && text.length > 48 ? `${text.slice(0, 48)}…` : name === 'x-kanmon-groups' ? decodeGroups(text) : text;
       return `<tr><th>${escapeHtml(name)}</th><td><code>${escapeHtml(shown)}</code></td></tr>`;
     })
     .join('\n');
@@ -309,15 +310,23 @@ function pathOf(req: IncomingMessage): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-/**
- * Header values arrive as latin1 code units; Kanmon sends UTF-8 user names as raw bytes,
- * so re-read them as UTF-8 when that yields valid text (日本語 names display properly).
- */
 function identity(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
-  if (typeof value !== 'string' || value === '') return undefined;
-  const utf8 = Buffer.from(value, 'latin1').toString('utf8');
-  return utf8.includes('\uFFFD') ? value : utf8;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** X-Kanmon-Groups is a comma-separated list of percent-encoded names (経理部 travels as %E7%B5%8C…). */
+function decodeGroups(value: string): string {
+  return value
+    .split(',')
+    .map((g) => {
+      try {
+        return decodeURIComponent(g);
+      } catch {
+        return g;
+      }
+    })
+    .join(', ');
 }
 
 const SECURITY_HEADERS = {

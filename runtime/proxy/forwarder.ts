@@ -72,6 +72,8 @@ class ClientGoneError extends Error {
 interface ForwarderState {
   readonly pool: Pool;
   readonly hostHeader: string;
+  /** Path the upstream URL carried, without trailing slash; '' for none. */
+  readonly basePath: string;
   readonly preserveHost: boolean;
   readonly onError: ForwarderOptions['onError'];
   readonly errorPage: ErrorPage;
@@ -104,12 +106,16 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   const state: ForwarderState = {
     pool,
     hostHeader: target.host,
+    basePath: target.basePath,
     preserveHost: opts.preserveHost,
     onError: opts.onError,
     errorPage: opts.errorPage ?? genericErrorPage,
   };
   const upgradeTarget: UpstreamTarget = {
-    ...target,
+    protocol: target.protocol,
+    hostname: target.hostname,
+    port: target.port,
+    basePath: target.basePath,
     timeoutMs,
     connectTimeoutMs,
     tls: { ...tlsConnect },
@@ -121,7 +127,8 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     forward(req, res, ctx) {
       const host = state.preserveHost ? ctx.publicHost : state.hostHeader;
       const { headers, hasBody } = upstreamRequestHeaders(req.rawHeaders, ctx, { host });
-      new ForwardExchange(state, req, res, ctx, headers, hasBody).start();
+      const path = originFormPath(req.url ?? '/');
+      new ForwardExchange(state, req, res, ctx, state.basePath && path !== '*' ? state.basePath + path : path, headers, hasBody).start();
     },
     upgrade(req, socket, head, ctx) {
       openUpgradeTunnel(req, socket, head, ctx, upgradeTarget, {
@@ -160,11 +167,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly ctx: ForwardContext,
+    path: string,
     headers: string[],
     private readonly hasBody: boolean,
   ) {
     this.dispatchOptions = {
-      path: originFormPath(req.url ?? '/'),
+      path,
       method: req.method ?? 'GET',
       headers,
       body: hasBody ? req : null,
@@ -274,19 +282,28 @@ function originFormPath(url: string): string {
   }
 }
 
-function parseUpstream(upstream: string): { protocol: 'http:' | 'https:'; hostname: string; port: number; host: string; origin: string } {
+function parseUpstream(upstream: string): {
+  protocol: 'http:' | 'https:';
+  hostname: string;
+  port: number;
+  host: string;
+  origin: string;
+  basePath: string;
+} {
   let u: URL;
   try {
     u = new URL(upstream);
   } catch {
     throw new TypeError(`createForwarder: option 'upstream' must be an http(s)://host:port URL, got ${JSON.stringify(upstream)}`);
   }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || (u.pathname !== '/' && u.pathname !== '') || u.search) {
-    throw new TypeError(`createForwarder: option 'upstream' must be an http(s)://host:port URL without path or query, got ${JSON.stringify(upstream)}`);
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || u.search || u.hash || u.username || u.password) {
+    throw new TypeError(`createForwarder: option 'upstream' must be an http(s)://host:port URL without query or credentials, got ${JSON.stringify(upstream)}`);
   }
   const protocol = u.protocol;
   const port = u.port ? Number(u.port) : protocol === 'https:' ? 443 : 80;
   // URL keeps IPv6 literals bracketed in hostname; sockets want them bare.
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  return { protocol, hostname, port, host: u.host, origin: u.origin };
+  // An upstream given with a path (http://app:8080/portal) has every request path put under it.
+  const basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
+  return { protocol, hostname, port, host: u.host, origin: u.origin, basePath };
 }

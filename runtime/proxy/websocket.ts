@@ -15,6 +15,8 @@ export interface UpstreamTarget {
   readonly protocol: 'http:' | 'https:';
   readonly hostname: string;
   readonly port: number;
+  /** Path prefix from the upstream URL; '' for none. */
+  readonly basePath: string;
   /** Handshake deadline once connected. */
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -66,7 +68,7 @@ export function openUpgradeTunnel(
     host: target.hostname,
     port: target.port,
     method: req.method ?? 'GET',
-    path: req.url ?? '/',
+    path: target.basePath + (req.url?.startsWith('/') ? req.url : '/'),
     headers,
     setHost: false,
     agent: false,

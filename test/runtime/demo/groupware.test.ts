@@ -45,10 +45,10 @@ describe('demo groupware', () => {
     for (const link of ['href="headers"', 'href="form"', 'href="download/10mb"', 'href="ws-test"']) expect(html).toContain(link);
   });
 
-  it('reads a UTF-8 user name sent as raw header bytes', async () => {
-    const name = '山田太郎';
-    const reply = await request('/', { headers: { 'X-Kanmon-User': Buffer.from(name).toString('latin1') } });
-    expect(reply.body.toString()).toContain(name);
+  it('shows percent-encoded group names decoded', async () => {
+    const groups = ['経理部', 'staff'].map(encodeURIComponent).join(',');
+    const reply = await request('/', { headers: { 'X-Kanmon-User': 'alice', 'X-Kanmon-Groups': groups } });
+    expect(reply.body.toString()).toContain('経理部, staff');
   });
 
   it('says so when no identity arrived', async () => {

@@ -101,6 +101,13 @@ describe('forwarder: identity and forwarding headers', () => {
     expect(JSON.parse(reply.body.toString())).toMatchObject({ method: 'DELETE', url: '/a/b%20c?x=1&y=%E9%96%A2' });
   });
 
+  it('puts request paths under the path an upstream URL carries', async () => {
+    const up = await upstreamOf(echoHeaders());
+    const gw = await gatewayTo(`${up.url}/portal/`);
+    expect(JSON.parse((await send(`${gw.url}/`)).body.toString()).url).toBe('/portal/');
+    expect(JSON.parse((await send(`${gw.url}/mail/inbox?page=2`)).body.toString()).url).toBe('/portal/mail/inbox?page=2');
+  });
+
   it('drops hop-by-hop request headers, including those named by Connection', async () => {
     const up = await upstreamOf(echoHeaders());
     const gw = await gatewayTo(up.url);
