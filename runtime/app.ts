@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -19,6 +20,12 @@ import { createServices, type Services } from './services/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { ensureDevCertificates } from './tls/index.js';
+import { LogNotifier } from './notify/log-notifier.js';
+import type { Notifier } from './notify/notifier.js';
+import { Metrics, statusClass } from './observability/metrics.js';
+import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from './observability/self-check.js';
+import { startHealthServer } from './observability/health-server.js';
+import { KANMON_VERSION } from './version.js';
 
 export interface KanmonApp {
   readonly config: KanmonConfig;
@@ -33,12 +40,25 @@ export interface KanmonApp {
   /** True when this start created the development CA, which browsers must now be told to trust. */
   readonly devCaCreated?: boolean;
   readonly demo?: DemoGroupware;
-  close(): Promise<void>;
+  readonly metrics: Metrics;
+  readonly selfCheck: SelfCheck;
+  readonly notifier: Notifier;
+  /** The internal health listener's port, when server.healthPort is set (0 there means off). */
+  readonly healthPort?: number;
+  /** The plain-HTTP listener's port, when server.httpPort is set. */
+  readonly httpPort?: number;
+  /**
+   * Stops the node. With `graceMs`, readiness turns false at once, the listener stops accepting,
+   * idle connections close, and in-flight requests get up to `graceMs` to finish.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
 }
 
 export interface StartOptions {
   /** A logger to use instead of JSON lines on stdout. */
   readonly logger?: Logger;
+  /** A notifier to use instead of the one the config names. */
+  readonly notifier?: Notifier;
 }
 
 /** Starts a Kanmon node: store, keys, certificates, portal, gateway, listener. */
@@ -58,6 +78,23 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(() => store.close());
     const secrets = await openLocalSecretBox(config.dataDir);
     const services = createServices({ config, store, secrets, logger });
+    const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
+    cleanups.push(metrics.start());
+    const notifier: Notifier = opts.notifier ?? new LogNotifier(logger);
+    services.audit.onEvent((event) => {
+      if (event.type === 'login' && event.method) {
+        metrics.count(event.result === 'success' ? 'loginSuccess' : 'loginFailure', { Method: event.method });
+      }
+      if (event.type === 'user.add' && event.result === 'success' && event.details?.isAdmin === true) {
+        void notifier.notify({
+          event: 'admin.created',
+          severity: 'warning',
+          subject: `Kanmon: new administrator ${event.username ?? ''}`.trim(),
+          message: `A new administrator account "${event.username}" was created by ${event.actor ?? 'unknown'} from ${event.ip ?? 'unknown'}.`,
+          details: { username: event.username, actor: event.actor },
+        });
+      }
+    });
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
 
@@ -78,7 +115,10 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       forwarder: createForwarder({
         upstream: route.upstream === 'demo' ? demo!.url : route.upstream,
         preserveHost: route.preserveHost,
-        onError: (kind, req, err) => logger.warn({ route: route.id, kind, err: err.message, url: req.url?.split('?')[0] }, 'upstream error'),
+        onError: (kind, req, err) => {
+        metrics.count('upstreamErrors', { Route: route.id });
+        logger.warn({ route: route.id, kind, err: err.message, url: req.url?.split('?')[0] }, 'upstream error');
+      },
       }),
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
@@ -97,6 +137,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         }),
       clientIp,
       logger,
+      onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
     });
 
     let tlsFiles: { cert: string; key: string } | undefined;
@@ -135,9 +176,13 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       loggerInstance: logger.child({ component: 'portal' }) as FastifyBaseLogger,
       genReqId: () => nextRequestId(),
       bodyLimit: config.server.portalBodyLimitBytes,
-      forceCloseConnections: true,
+      // Idle keep-alive connections close at shutdown; in-flight ones may finish (see close()).
+      forceCloseConnections: 'idle',
     });
     await registerPortal(fastify as unknown as FastifyInstance, { config, services, statics: loadStaticFiles(), clientIp });
+    fastify.addHook('onResponse', async (_req, reply) => {
+      metrics.count('requests', { Route: 'portal', StatusClass: statusClass(reply.statusCode) });
+    });
     server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
       if (isPortalPath(req.url)) socket.destroy();
       else gateway.upgrade(req, socket, head);
@@ -147,7 +192,37 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       host: config.server.host,
       listenTextResolver: (address) => `listener bound to ${address.replace(/^https?:/, tlsFiles ? 'https:' : 'http:')}`,
     });
-    cleanups.push(() => fastify.close());
+
+    let draining = false;
+    const certNotAfter = tlsFiles ? new Date(new X509Certificate(tlsFiles.cert).validTo) : undefined;
+    const selfCheck = new SelfCheck({
+      targets: [
+        storeCheck(store),
+        ...(tlsFiles ? [certificateCheck(() => certNotAfter, metrics)] : []),
+        ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? demo!.url : e.route.upstream)),
+      ],
+      logger,
+      metrics,
+      notifier,
+    });
+    const stopSelfCheck = selfCheck.start();
+    const sessionGauge = setInterval(() => metrics.gauge('activeSessions', {}, services.sessions.activeCount()), 60_000);
+    sessionGauge.unref();
+
+    let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
+    if (config.server.healthPort !== 0) {
+      health = await startHealthServer({
+        port: config.server.healthPort,
+        host: config.server.host,
+        store,
+        version: KANMON_VERSION,
+        readiness: { draining: () => draining, certificateLoaded: () => !!tlsFiles || config.tls.source === 'offloaded', routeCount: () => entries.length },
+      });
+    }
+    let redirect: Server | undefined;
+    if (config.server.httpPort !== 0) {
+      redirect = await startRedirectListener(config.server.httpPort, config.server.host, config.server.publicOrigin);
+    }
 
     let closed = false;
     return {
@@ -157,11 +232,32 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       services,
       store,
       logger,
+      metrics,
+      selfCheck,
+      notifier,
+      ...(health ? { healthPort: health.port } : {}),
+      ...(redirect ? { httpPort: (redirect.address() as { port: number }).port } : {}),
       ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
       ...(demo ? { demo } : {}),
-      async close() {
+      async close(closeOpts: { graceMs?: number } = {}) {
         if (closed) return;
         closed = true;
+        draining = true;
+        stopSelfCheck();
+        clearInterval(sessionGauge);
+        // Past the grace period, whatever is still in flight is cut.
+        const force = setTimeout(() => server.closeAllConnections(), closeOpts.graceMs ?? 0);
+        // Connections that finish their last request during the drain are closed as soon as
+        // they turn idle, instead of lingering until the keep-alive timeout.
+        const sweepIdle = setInterval(() => server.closeIdleConnections(), 100);
+        if (redirect) {
+          redirect.close();
+          redirect.closeAllConnections();
+        }
+        await fastify.close();
+        clearTimeout(force);
+        clearInterval(sweepIdle);
+        await health?.close();
         await runCleanups(cleanups);
       },
     };
@@ -183,6 +279,20 @@ async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise
 
 export function isPortalPath(url: string | undefined): boolean {
   return !!url && url.startsWith('/.kanmon') && (url.length === 8 || url[8] === '/' || url[8] === '?');
+}
+
+/** Port 80 on AWS: everything is redirected to the https origin (ACME HTTP-01 answers arrive with the ACME client). */
+async function startRedirectListener(port: number, host: string, publicOrigin: string): Promise<Server> {
+  const server = createHttpServer((req, res) => {
+    const path = req.url && req.url.startsWith('/') && !req.url.startsWith('//') ? req.url : '/';
+    res.writeHead(301, { location: `${publicOrigin}${path}`, 'content-length': 0, connection: 'close' });
+    res.end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
 }
 
 function normalizeIp(addr: string | undefined): string {

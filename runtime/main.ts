@@ -53,8 +53,9 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.logger.info({ signal }, 'shutting down');
-    app.close().then(
+    const graceMs = app.config.server.shutdownGraceSeconds * 1000;
+    app.logger.info({ signal, graceMs }, 'draining: readiness is now false; in-flight requests may finish');
+    app.close({ graceMs }).then(
       () => process.exit(0),
       (err) => {
         app.logger.error({ err }, 'shutdown failed');

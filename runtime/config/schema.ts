@@ -31,6 +31,8 @@ export interface ServerConfig {
   readonly httpPort: number;
   /** PROXY protocol v2 on the TLS (and plain) listener, accepted only from these networks. */
   readonly proxyProtocol: ProxyProtocolConfig;
+  /** On SIGTERM, how long in-flight requests may take to finish before connections are cut. @default 20 */
+  readonly shutdownGraceSeconds: number;
 }
 
 export interface ProxyProtocolConfig {
@@ -208,7 +210,7 @@ export function validateConfig(input: unknown): ValidationResult {
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
 
   const s = asSection(root.server, 'server', errors);
-  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol'], 'server', errors);
+  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol', 'shutdownGraceSeconds'], 'server', errors);
   const port = int(s, 'port', 'server', errors, 8443, 0, 65535);
   const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
   const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
@@ -219,6 +221,7 @@ export function validateConfig(input: unknown): ValidationResult {
   if (httpPort !== 0 && (httpPort === port || httpPort === healthPort)) {
     errors.push(`server: option 'httpPort' must differ from 'port' and 'healthPort', got ${httpPort}`);
   }
+  const shutdownGraceSeconds = int(s, 'shutdownGraceSeconds', 'server', errors, 20, 0, 300);
   const pp = asSection(s.proxyProtocol, 'server.proxyProtocol', errors);
   rejectUnknown(pp, ['enabled', 'allowedNetworks'], 'server.proxyProtocol', errors);
   const proxyProtocol: ProxyProtocolConfig = {
@@ -377,7 +380,7 @@ export function validateConfig(input: unknown): ValidationResult {
   if (errors.length > 0) return { ok: false, errors };
   const config: KanmonConfig = {
     dataDir,
-    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol },
+    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol, shutdownGraceSeconds },
     tls,
     store,
     secrets,

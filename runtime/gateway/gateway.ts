@@ -25,6 +25,8 @@ export interface GatewayDeps {
   readonly identityToken: (active: ActiveSession, routeId: string) => string;
   readonly clientIp: (req: IncomingMessage) => string;
   readonly logger: Logger;
+  /** Told the final status of every response, for metrics; `routeId` is 'none' when nothing matched. */
+  readonly onResponse?: (routeId: string, status: number) => void;
 }
 
 /**
@@ -38,6 +40,11 @@ export class Gateway {
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.authorize(req).then(
       (outcome) => {
+        const onResponse = this.deps.onResponse;
+        if (onResponse) {
+          const routeId = outcome.kind === 'forward' ? outcome.entry.route.id : (outcome.routeId ?? 'none');
+          res.once('finish', () => onResponse(routeId, res.statusCode));
+        }
         if (outcome.kind === 'forward') {
           outcome.entry.forwarder.forward(req, res, outcome.ctx);
         } else {
@@ -68,7 +75,7 @@ export class Gateway {
 
   private async authorize(req: IncomingMessage): Promise<
     | { kind: 'forward'; entry: GatewayRoute; ctx: { clientIp: string; publicHost: string; identityHeaders: Record<string, string>; requestId: string } }
-    | { kind: 'refuse'; decision: Exclude<Decision, { kind: 'allow' }> }
+    | { kind: 'refuse'; decision: Exclude<Decision, { kind: 'allow' }>; routeId?: string }
   > {
     const host = req.headers.host;
     const entry = this.deps.routes.match(host, req.url ?? '/');
@@ -78,7 +85,7 @@ export class Gateway {
       entry?.route,
       active && { username: active.user.username, groups: active.user.groups, disabled: active.user.disabled, authMethods: active.session.authMethods },
     );
-    if (decision.kind !== 'allow') return { kind: 'refuse', decision };
+    if (decision.kind !== 'allow') return { kind: 'refuse', decision, ...(entry ? { routeId: entry.route.id } : {}) };
     return {
       kind: 'forward',
       entry: entry!,

@@ -21,11 +21,18 @@ export interface AuditInput {
  * is not undone by a failing audit trail.
  */
 export class AuditLog {
+  private readonly listeners: Array<(event: AuditEvent) => void> = [];
+
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Metrics and notifications hang off audit events, so every path that audits also counts. */
+  onEvent(listener: (event: AuditEvent) => void): void {
+    this.listeners.push(listener);
+  }
 
   async record(input: AuditInput): Promise<void> {
     const time = this.now();
@@ -42,6 +49,13 @@ export class AuditLog {
       ...(input.reason ? { reason: input.reason } : {}),
       ...(input.details ? { details: input.details } : {}),
     };
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger.warn({ err, auditType: event.type }, 'audit listener failed');
+      }
+    }
     try {
       await this.store.audit.append(event);
     } catch (err) {

@@ -180,6 +180,14 @@ export class SessionService {
     return count;
   }
 
+  /** Sessions this node has seen that are still live: the ActiveSessions metric, per node. */
+  activeCount(): number {
+    const time = this.now();
+    let n = 0;
+    for (const entry of this.cache.values()) if (entry.value && this.isLive(entry.value.session, time)) n++;
+    return n;
+  }
+
   /** Drops every cached entry (tests and config reloads). */
   clearCache(): void {
     this.cache.clear();

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { Metrics, statusClass } from '../../../runtime/observability/metrics.js';
+import { METRICS } from '../../../runtime/observability/metric-names.js';
+import { KANMON_METRICS } from '../../../lib/metrics.js';
+
+function collect() {
+  const lines: any[] = [];
+  const m = new Metrics({ namespace: 'KanmonTest', emit: true, write: (l) => lines.push(JSON.parse(l)), now: () => 1_800_000_000_000 });
+  return { m, lines };
+}
+
+describe('EMF metrics', () => {
+  it('aggregates counts per dimension set and writes one EMF record each', () => {
+    const { m, lines } = collect();
+    m.count('requests', { Route: 'demo', StatusClass: '2xx' });
+    m.count('requests', { Route: 'demo', StatusClass: '2xx' });
+    m.count('requests', { Route: 'demo', StatusClass: '5xx' });
+    m.flush();
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toEqual({
+      _aws: { Timestamp: 1_800_000_000_000, CloudWatchMetrics: [{ Namespace: 'KanmonTest', Dimensions: [['Route', 'StatusClass']], Metrics: [{ Name: 'Requests', Unit: 'Count' }] }] },
+      Route: 'demo',
+      StatusClass: '2xx',
+      Requests: 2,
+    });
+    m.flush();
+    expect(lines).toHaveLength(2); // counters reset: nothing new to say
+  });
+
+  it('writes timings as a bounded array of values', () => {
+    const { m, lines } = collect();
+    for (let i = 0; i < 1000; i++) m.timing('upstreamLatency', { Route: 'demo' }, i);
+    m.flush();
+    expect(lines[0].UpstreamLatency).toHaveLength(100);
+    expect(lines[0]._aws.CloudWatchMetrics[0].Metrics[0].Unit).toBe('Milliseconds');
+  });
+
+  it('keeps gauges without dimensions as the last value', () => {
+    const { m, lines } = collect();
+    m.gauge('serverCertificateDaysToExpiry', {}, 80);
+    m.gauge('serverCertificateDaysToExpiry', {}, 79);
+    m.flush();
+    expect(lines[0]).toMatchObject({ ServerCertificateDaysToExpiry: 79, _aws: { CloudWatchMetrics: [{ Dimensions: [[]] }] } });
+  });
+
+  it('prints nothing when EMF is off, but still counts', () => {
+    const lines: string[] = [];
+    const m = new Metrics({ namespace: 'K', emit: false, write: (l) => lines.push(l) });
+    m.count('loginFailure', { Method: 'passkey' });
+    expect(m.read('loginFailure', { Method: 'passkey' })).toBe(1);
+    m.flush();
+    expect(lines).toEqual([]);
+  });
+
+  it('maps statuses to classes', () => {
+    expect([101, 200, 302, 404, 503].map(statusClass)).toEqual(['1xx', '2xx', '3xx', '4xx', '5xx']);
+  });
+
+  it('emits exactly the names, dimensions and units the stack alarms on', () => {
+    for (const def of Object.values(KANMON_METRICS)) {
+      const mine = Object.values(METRICS).find((m) => m.name === def.name);
+      expect(mine, def.name).toBeDefined();
+      expect([...mine!.dimensions]).toEqual([...def.dimensions]);
+      expect(mine!.unit).toBe(def.unit);
+    }
+  });
+});
