@@ -11,6 +11,7 @@ const NEEDED = [
   { program: 'java', paths: [], pkg: 'default-jre-headless', why: 'DynamoDB Local for the store conformance suite' },
   { program: 'openssl', paths: [], pkg: 'openssl', why: 'certificate checks' },
   { program: 'curl', paths: [], pkg: 'curl', why: 'TLS checks from a second client' },
+  { program: 'fc-ipa-gothic', paths: ['/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf'], pkg: 'fonts-ipafont-gothic', why: 'Japanese text in page screenshots' },
 ];
 
 function has(item) {
