@@ -93,9 +93,11 @@ const ENROLL_LINE = /^Enroll the first administrator: (\S+)$/;
  * kanmon.config.json with the demo route is the config, exactly as a user's first run.
  * Resolves once the first-administrator line is printed.
  */
-export async function startKanmonChild(dataDir: string): Promise<KanmonChild> {
+export async function startKanmonChild(dataDir: string, opts: { bundle?: boolean } = {}): Promise<KanmonChild> {
   const port = await freePort();
-  const child = spawn(TSX, ['runtime/main.ts'], {
+  // The bundle is what the container runs (`npm run build` → dist/kanmon.mjs); the sources are what `npm start` runs.
+  const [command, args] = opts.bundle ? [process.execPath, ['dist/kanmon.mjs']] : [TSX, ['runtime/main.ts']];
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, KANMON_DATA_DIR: dataDir, KANMON_PORT: String(port), KANMON_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
