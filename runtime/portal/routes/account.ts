@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import type { PortalKit } from '../kit.js';
+import { accountPage } from '../pages/account.js';
+
+/** A user's own passkeys and sessions. Every API here needs a session (401 without). */
+export function registerAccountRoutes(app: FastifyInstance, kit: PortalKit): void {
+  const { services, config } = kit;
+
+  app.get('/.kanmon/account', async (req, reply) => {
+    const active = await kit.sessionOf(req);
+    if (!active) return reply.redirect(`/.kanmon/login?return=${encodeURIComponent('/.kanmon/account')}`, 302);
+    const [passkeys, sessions] = await Promise.all([services.passkeyAccount.list(active.user), services.sessions.listForUser(active.user.id)]);
+    const now = Date.now();
+    return kit.htmlReply(
+      reply,
+      200,
+      accountPage({
+        ...kit.pageBase(req),
+        user: active.user,
+        passkeys,
+        sessions: sessions.filter((s) => s.absoluteExpiresAt > now && now - s.lastSeenAt < config.session.idleTimeoutSeconds * 1000),
+        currentSessionId: active.session.id,
+      }),
+    );
+  });
+
+  app.post('/.kanmon/api/account/passkeys/options', async (req) => services.passkeyAccount.startAdd((await kit.requireSession(req)).user));
+
+  app.post('/.kanmon/api/account/passkeys/verify', async (req) => {
+    const a = await kit.requireSession(req);
+    const body = kit.bodyOf(req);
+    const cred = await services.passkeyAccount.finishAdd(a.user, body.response, body.name, kit.ctxOf(req));
+    return { ok: true, id: cred.id };
+  });
+
+  app.post('/.kanmon/api/account/passkeys/rename', async (req) => {
+    const a = await kit.requireSession(req);
+    const body = kit.bodyOf(req);
+    await services.passkeyAccount.rename(a.user, body.id, body.name, kit.ctxOf(req));
+    return { ok: true };
+  });
+
+  app.post('/.kanmon/api/account/passkeys/delete', async (req) => {
+    const a = await kit.requireSession(req);
+    await services.passkeyAccount.remove(a.user, kit.bodyOf(req).id, kit.ctxOf(req));
+    return { ok: true };
+  });
+
+  app.post('/.kanmon/api/account/sessions/revoke-others', async (req) => {
+    const a = await kit.requireSession(req);
+    const count = await services.sessions.revokeAll(a.user, a.user.username, kit.ctxOf(req), a.session.id);
+    return { ok: true, count };
+  });
+}
