@@ -102,6 +102,8 @@ export interface WebAuthnConfig {
   readonly userVerification: UserVerification;
   /** Ceremony timeout given to the browser, and the challenge lifetime. @default 300 */
   readonly challengeTtlSeconds: number;
+  /** A FIDO Metadata Service BLOB (JWT) on disk, to name authenticators and check their status; never fetched at run time. */
+  readonly mdsBlobFile?: string;
 }
 
 export interface SessionConfig {
@@ -125,6 +127,33 @@ export interface JwtConfig {
 export interface EnrollmentConfig {
   /** Default lifetime of enrollment links. @default 86400 (24 h) */
   readonly linkTtlSeconds: number;
+  /** New links demand a one-time code delivered on a second channel. @default false */
+  readonly requireCode: boolean;
+}
+
+export interface TotpConfig {
+  /** Issuer shown in authenticator apps. @default webauthn.rpName */
+  readonly issuer: string;
+  /** Accepted clock skew in 30 s steps either side (RFC 6238 §5.2). @default 1 */
+  readonly toleranceSteps: number;
+}
+
+export interface LoginProtectionConfig {
+  /** Failures per user within the window before the account locks. @default 5 */
+  readonly maxFailuresPerUser: number;
+  /** Failures per client address within the window before it is locked out. @default 20 */
+  readonly maxFailuresPerAddress: number;
+  /** The window failures are counted in. @default 900 */
+  readonly windowSeconds: number;
+  /** How long a lock lasts. @default 900 */
+  readonly lockoutSeconds: number;
+  /** Delay added per failure so far (growing), capped at 10 s. @default 250 */
+  readonly delayStepMs: number;
+}
+
+export interface GroupPolicyConfig {
+  /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
+  readonly deviceBoundPasskeys: boolean;
 }
 
 export interface RoutePolicyConfig {
@@ -134,6 +163,17 @@ export interface RoutePolicyConfig {
   readonly allowUsers: readonly string[];
   /** Groups allowed. @default [] */
   readonly allowGroups: readonly string[];
+  /** Passkeys must be device-bound (backup-eligible flag 0): a security key, not a synced passkey. @default false */
+  readonly deviceBound: boolean;
+  /**
+   * Only these authenticator models (AAGUIDs), proven by a verified attestation; registration
+   * for this route requests `direct` attestation. @default [] (any model)
+   */
+  readonly aaguidAllowlist: readonly string[];
+  /** Tightens session.idleTimeoutSeconds for this route. @default the global value */
+  readonly idleTimeoutSeconds?: number;
+  /** Tightens session.absoluteTimeoutSeconds for this route (since sign-in). @default the global value */
+  readonly absoluteTimeoutSeconds?: number;
 }
 
 export interface RouteConfig {
@@ -163,6 +203,10 @@ export interface KanmonConfig {
   readonly session: SessionConfig;
   readonly jwt: JwtConfig;
   readonly enrollment: EnrollmentConfig;
+  readonly totp: TotpConfig;
+  readonly loginProtection: LoginProtectionConfig;
+  /** Per-group rules, by group name. @default {} */
+  readonly groups: Readonly<Record<string, GroupPolicyConfig>>;
   readonly routes: readonly RouteConfig[];
   readonly log: { readonly level: LogLevel };
   /** Where administrators are told about state changes. @default { kind: "log" } */
@@ -204,7 +248,7 @@ const GROUP_OR_USER = /^[^\s,]{1,128}$/;
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'routes', 'log', 'notifications', 'metrics'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'groups', 'routes', 'log', 'notifications', 'metrics'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
@@ -300,7 +344,7 @@ export function validateConfig(input: unknown): ValidationResult {
   }
 
   const w = asSection(root.webauthn, 'webauthn', errors);
-  rejectUnknown(w, ['rpId', 'rpName', 'origins', 'userVerification', 'challengeTtlSeconds'], 'webauthn', errors);
+  rejectUnknown(w, ['rpId', 'rpName', 'origins', 'userVerification', 'challengeTtlSeconds', 'mdsBlobFile'], 'webauthn', errors);
   const originHost = safeHostname(publicOrigin);
   const rpId = str(w, 'rpId', 'webauthn', errors, originHost, { nonEmpty: true });
   if (rpId && !HOST_NAME.test(rpId)) errors.push(`webauthn: option 'rpId' must be a host name, got ${show(rpId)}`);
@@ -318,6 +362,8 @@ export function validateConfig(input: unknown): ValidationResult {
     userVerification: oneOf(w, 'userVerification', 'webauthn', errors, ['required', 'preferred'] as const, 'required'),
     challengeTtlSeconds: int(w, 'challengeTtlSeconds', 'webauthn', errors, 300, 30, 600),
   };
+  const mdsBlobFile = optStr(w, 'mdsBlobFile', 'webauthn', errors);
+  if (mdsBlobFile) Object.assign(webauthn, { mdsBlobFile });
 
   const ss = asSection(root.session, 'session', errors);
   rejectUnknown(ss, ['idleTimeoutSeconds', 'absoluteTimeoutSeconds', 'cacheSeconds', 'cacheMaxEntries'], 'session', errors);
@@ -339,10 +385,38 @@ export function validateConfig(input: unknown): ValidationResult {
   };
 
   const e = asSection(root.enrollment, 'enrollment', errors);
-  rejectUnknown(e, ['linkTtlSeconds'], 'enrollment', errors);
+  rejectUnknown(e, ['linkTtlSeconds', 'requireCode'], 'enrollment', errors);
   const enrollment: EnrollmentConfig = {
     linkTtlSeconds: int(e, 'linkTtlSeconds', 'enrollment', errors, 86400, 300, 30 * 86400),
+    requireCode: bool(e, 'requireCode', 'enrollment', errors, false),
   };
+
+  const tp = asSection(root.totp, 'totp', errors);
+  rejectUnknown(tp, ['issuer', 'toleranceSteps'], 'totp', errors);
+  const totp: TotpConfig = {
+    issuer: str(tp, 'issuer', 'totp', errors, webauthn.rpName, { nonEmpty: true }),
+    toleranceSteps: int(tp, 'toleranceSteps', 'totp', errors, 1, 0, 10),
+  };
+
+  const lp = asSection(root.loginProtection, 'loginProtection', errors);
+  rejectUnknown(lp, ['maxFailuresPerUser', 'maxFailuresPerAddress', 'windowSeconds', 'lockoutSeconds', 'delayStepMs'], 'loginProtection', errors);
+  const loginProtection: LoginProtectionConfig = {
+    maxFailuresPerUser: int(lp, 'maxFailuresPerUser', 'loginProtection', errors, 5, 1, 1000),
+    maxFailuresPerAddress: int(lp, 'maxFailuresPerAddress', 'loginProtection', errors, 20, 1, 100000),
+    windowSeconds: int(lp, 'windowSeconds', 'loginProtection', errors, 900, 10, 86400),
+    lockoutSeconds: int(lp, 'lockoutSeconds', 'loginProtection', errors, 900, 10, 30 * 86400),
+    delayStepMs: int(lp, 'delayStepMs', 'loginProtection', errors, 250, 0, 5000),
+  };
+
+  const groups: Record<string, GroupPolicyConfig> = {};
+  const gs = asSection(root.groups, 'groups', errors);
+  for (const [name, raw] of Object.entries(gs)) {
+    const where = `groups[${JSON.stringify(name)}]`;
+    if (!GROUP_OR_USER.test(name)) errors.push(`groups: group name must have no spaces or commas, got ${show(name)}`);
+    const g = asSection(raw, where, errors);
+    rejectUnknown(g, ['deviceBoundPasskeys'], where, errors);
+    groups[name] = { deviceBoundPasskeys: bool(g, 'deviceBoundPasskeys', where, errors, false) };
+  }
 
   const routes = validateRoutes(root.routes, errors);
   if (tls.source === 'offloaded') {
@@ -388,6 +462,9 @@ export function validateConfig(input: unknown): ValidationResult {
     session,
     jwt,
     enrollment,
+    totp,
+    loginProtection,
+    groups,
     routes,
     log: { level },
     notifications,
@@ -431,11 +508,23 @@ function validateRoutes(value: unknown, errors: string[]): RouteConfig[] {
     }
 
     const p = asSection(r.policy, `${where}.policy`, errors);
-    rejectUnknown(p, ['factors', 'allowUsers', 'allowGroups'], `${where}.policy`, errors);
+    rejectUnknown(p, ['factors', 'allowUsers', 'allowGroups', 'deviceBound', 'aaguidAllowlist', 'idleTimeoutSeconds', 'absoluteTimeoutSeconds'], `${where}.policy`, errors);
+    const aaguidAllowlist = strList(p, 'aaguidAllowlist', `${where}.policy`, errors, []).map((a) => a.toLowerCase());
+    aaguidAllowlist.forEach((a, j) => {
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a)) {
+        errors.push(`${where}.policy: option 'aaguidAllowlist[${j}]' must be an AAGUID like cb69481e-8ff7-4039-93ec-0a2729a154a8, got ${show(a)}`);
+      }
+    });
+    const idle = p.idleTimeoutSeconds === undefined ? undefined : int(p, 'idleTimeoutSeconds', `${where}.policy`, errors, 1800, 60, 7 * 86400);
+    const absolute = p.absoluteTimeoutSeconds === undefined ? undefined : int(p, 'absoluteTimeoutSeconds', `${where}.policy`, errors, 43200, 60, 30 * 86400);
     const policy: RoutePolicyConfig = {
       factors: factorAlternatives(p.factors, `${where}.policy`, errors),
       allowUsers: strList(p, 'allowUsers', `${where}.policy`, errors, [], GROUP_OR_USER),
       allowGroups: strList(p, 'allowGroups', `${where}.policy`, errors, [], GROUP_OR_USER),
+      deviceBound: bool(p, 'deviceBound', `${where}.policy`, errors, false) || aaguidAllowlist.length > 0,
+      aaguidAllowlist,
+      ...(idle !== undefined ? { idleTimeoutSeconds: idle } : {}),
+      ...(absolute !== undefined ? { absoluteTimeoutSeconds: absolute } : {}),
     };
     const preserveHost = bool(r, 'preserveHost', where, errors, false);
     return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost };

@@ -22,7 +22,7 @@ describe('config schema', () => {
 
   it('defaults a route to passkey-only, any signed-in user, upstream Host', () => {
     const c = parseConfig({ routes: [{ id: 'wiki', upstream: 'http://10.0.0.5:8080' }] });
-    expect(c.routes[0]).toEqual({ id: 'wiki', match: { pathPrefix: '/' }, upstream: 'http://10.0.0.5:8080', policy: { factors: [['passkey']], allowUsers: [], allowGroups: [] }, preserveHost: false });
+    expect(c.routes[0]).toEqual({ id: 'wiki', match: { pathPrefix: '/' }, upstream: 'http://10.0.0.5:8080', policy: { factors: [['passkey']], allowUsers: [], allowGroups: [], deviceBound: false, aaguidAllowlist: [] }, preserveHost: false });
   });
 
   it('reports every error at once, each naming its section, option, expectation and value', () => {
@@ -119,5 +119,29 @@ describe('config loading', () => {
   it('reads the shipped kanmon.config.json with the demo route', () => {
     const { config } = loadConfig({ env: {} });
     expect(config.routes.map((r) => [r.id, r.upstream])).toEqual([['demo', 'demo']]);
+  });
+});
+
+describe('config for fallback factors and stronger routes', () => {
+  it('defaults TOTP, login protection, groups and enrollment codes', () => {
+    const c = parseConfig({});
+    expect(c.totp).toEqual({ issuer: 'Kanmon', toleranceSteps: 1 });
+    expect(c.loginProtection).toEqual({ maxFailuresPerUser: 5, maxFailuresPerAddress: 20, windowSeconds: 900, lockoutSeconds: 900, delayStepMs: 250 });
+    expect(c.groups).toEqual({});
+    expect(c.enrollment.requireCode).toBe(false);
+  });
+
+  it('reads device-bound routes, AAGUID allowlists, per-route timeouts and group rules', () => {
+    const c = parseConfig({
+      groups: { admins: { deviceBoundPasskeys: true } },
+      routes: [{ id: 'fin', upstream: 'http://x:1', policy: { aaguidAllowlist: ['CB69481E-8FF7-4039-93EC-0A2729A154A8'], idleTimeoutSeconds: 300 } }],
+    });
+    expect(c.groups.admins).toEqual({ deviceBoundPasskeys: true });
+    expect(c.routes[0]!.policy).toMatchObject({ deviceBound: true, aaguidAllowlist: ['cb69481e-8ff7-4039-93ec-0a2729a154a8'], idleTimeoutSeconds: 300 });
+    expect(c.routes[0]!.policy.absoluteTimeoutSeconds).toBeUndefined();
+    const bad = validateConfig({ groups: { 'a b': {} }, routes: [{ id: 'x', upstream: 'http://x:1', policy: { aaguidAllowlist: ['nope'], idleTimeoutSeconds: 5 } }] });
+    expect(bad.ok ? [] : bad.errors).toEqual(
+      expect.arrayContaining([expect.stringContaining('group name must have no spaces'), expect.stringContaining("'aaguidAllowlist[0]' must be an AAGUID"), expect.stringContaining("'idleTimeoutSeconds' must be an integer from 60")]),
+    );
   });
 });
