@@ -1,10 +1,11 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
 import type * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { acknowledgeNag } from './nag.js';
+import { KanmonPropsError } from './validation.js';
 import type { KanmonNetwork } from './network.js';
 import { CONTAINER_PORTS } from './runtime-config.js';
 import type { KanmonService } from './service.js';
@@ -67,7 +68,13 @@ export class KanmonLoadBalancer extends Construct {
       crossZoneEnabled: true,
       securityGroups: [this.securityGroup],
     });
-    if (props.accessLogsBucket) this.loadBalancer.logAccessLogs(props.accessLogsBucket, 'kanmon-nlb');
+    if (props.accessLogsBucket) {
+      // The bucket policy names the region's ELB log-delivery principal, so the region must be known.
+      if (Token.isUnresolved(Stack.of(this).region)) {
+        throw new KanmonPropsError(this, `option 'accessLogsBucket' needs a stack with an explicit region (env), got an environment-agnostic stack`);
+      }
+      this.loadBalancer.logAccessLogs(props.accessLogsBucket, 'kanmon-nlb');
+    }
 
     this.httpsTargetGroup = this.targetGroup('HttpsTargets', CONTAINER_PORTS.tls, props);
     this.httpTargetGroup = this.targetGroup('HttpTargets', CONTAINER_PORTS.http, props);

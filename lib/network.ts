@@ -69,8 +69,7 @@ export class KanmonNetwork extends Construct {
       if (!azs.some((az) => Token.isUnresolved(az)) && azs.length < 2) {
         throw new KanmonPropsError(this, `option 'vpc' must span at least 2 availability zones, got ${show(azs)}`);
       }
-      const egress = props.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS });
-      if (egress.subnetIds.length === 0 && !Token.isUnresolved(props.vpc.vpcId)) {
+      if (privateSubnetsWithEgress(props.vpc) === 0 && !Token.isUnresolved(props.vpc.vpcId)) {
         throw new KanmonPropsError(this, `option 'vpc' must have private subnets with egress for the tasks, got none in ${props.vpc.vpcId}`);
       }
       this.taskSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
@@ -145,4 +144,13 @@ export class KanmonNetwork extends Construct {
 function endpointId(service: ec2.InterfaceVpcEndpointAwsService): string {
   const name = service.shortName.replace(/[^a-zA-Z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase());
   return `${name.charAt(0).toUpperCase()}${name.slice(1)}Endpoint`;
+}
+
+function privateSubnetsWithEgress(vpc: ec2.IVpc): number {
+  try {
+    return vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnetIds.length;
+  } catch {
+    // selectSubnets throws when the VPC has no subnet group of that type at all.
+    return 0;
+  }
 }
