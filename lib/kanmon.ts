@@ -18,7 +18,7 @@ import { KanmonLoadBalancer } from './load-balancer.js';
 import { KanmonMonitoring, type KanmonAlarmThresholds } from './monitoring.js';
 import { KanmonNetwork } from './network.js';
 import { KanmonPatching, type KanmonPatchingOptions } from './patching.js';
-import { buildRuntimeConfig, checkRuntimeConfig, metricsNamespace, stackOwnedOptionsIn, type RuntimeTlsConfig } from './runtime-config.js';
+import { buildRuntimeConfig, checkRuntimeConfig, metricsNamespace, stackOwnedOptionsIn, withPlaceholders, type RuntimeTlsConfig } from './runtime-config.js';
 import { KanmonService } from './service.js';
 import { KanmonStore } from './store.js';
 import { KanmonPropsError, isEmail, isHostName, requireLiteral, show } from './validation.js';
@@ -31,6 +31,9 @@ export const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));
  * `cdk.out` matters most: staging the output directory into itself never ends.
  */
 export const IMAGE_BUILD_EXCLUDES: readonly string[] = ['node_modules', 'cdk.out', 'dist', '.kanmon', '.git', 'test', 'test-results', '*.log'];
+
+/** Upper bound for the serialized runtime config, leaving room in ECS's 64 KiB task definition limit. */
+export const MAX_CONFIG_BYTES = 48 * 1024;
 
 export interface KanmonProps {
   /** The host name users open, e.g. `gate.example.com`; the portal lives at `https://<domain>/.kanmon/`. */
@@ -221,6 +224,11 @@ export class Kanmon extends Construct {
       proxyNetworks: [this.network.vpcCidr],
       base: props.config,
     });
+    // ECS refuses task definitions over 64 KiB; the config travels inside one.
+    const configBytes = Buffer.byteLength(JSON.stringify(withPlaceholders(this.runtimeConfig)));
+    if (configBytes > MAX_CONFIG_BYTES) {
+      throw new KanmonPropsError(this, `option 'config' must serialize to at most ${MAX_CONFIG_BYTES} bytes to fit in the task definition, got ${configBytes} bytes`);
+    }
     const configErrors = checkRuntimeConfig(this.runtimeConfig);
     if (configErrors.length > 0) {
       throw new KanmonPropsError(this, `the runtime configuration is invalid:\n  - ${configErrors.join('\n  - ')}`);
@@ -287,6 +295,8 @@ export class Kanmon extends Construct {
     new CfnOutput(this, 'AlertTopicArn', { value: this.alerts.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
     new CfnOutput(this, 'ClusterName', { value: this.service.cluster.clusterName });
+    new CfnOutput(this, 'ContainerLogGroup', { value: this.service.logGroup.logGroupName, description: 'Runtime logs and EMF metrics' });
+    new CfnOutput(this, 'TaskStopLogGroup', { value: this.monitoring.taskStopLogGroup.logGroupName, description: 'Why tasks stopped (container restarts)' });
     new CfnOutput(this, 'ServiceName', { value: this.service.service.serviceName });
   }
 

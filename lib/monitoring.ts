@@ -288,7 +288,7 @@ export class KanmonMonitoring extends Construct {
       new cloudwatch.GraphWidget({ title, left, width: 8, height: 6, leftAnnotations: annotations });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `${prefix}-Kanmon`,
+      dashboardName: prefix,
       defaultInterval: Duration.hours(6),
     });
     this.dashboard.addWidgets(

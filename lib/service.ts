@@ -159,6 +159,18 @@ export class KanmonService extends Construct {
       }),
     });
     this.container.addMountPoints({ sourceVolume: 'scratch', containerPath: SCRATCH_PATH, readOnly: false });
+    if (enableExecuteCommand) {
+      // The ECS Exec agent writes to these paths; with a read-only root filesystem they must be
+      // volumes (containers-roadmap#1359). Only present while exec is switched on.
+      for (const [name, containerPath] of [
+        ['exec-agents', '/managed-agents'],
+        ['exec-ssm-lib', '/var/lib/amazon/ssm'],
+        ['exec-ssm-log', '/var/log/amazon/ssm'],
+      ] as const) {
+        this.taskDefinition.addVolume({ name });
+        this.container.addMountPoints({ sourceVolume: name, containerPath, readOnly: false });
+      }
+    }
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.network.vpc,

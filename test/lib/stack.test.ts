@@ -528,6 +528,18 @@ describe('patching', () => {
   });
 });
 
+describe('outputs', () => {
+  it('names the portal, the NLB, the table, the topic, the dashboard and the log groups', () => {
+    const outputs = s.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const byPrefix = (p: string) => Object.entries(outputs).find(([k]) => k.startsWith(`Kanmon${p}`))?.[1].Value;
+    expect(byPrefix('Url')).toBe('https://gate.example.com/.kanmon/');
+    expect(byPrefix('TableName')).toEqual(ref(idOf('AWS::DynamoDB::Table')!));
+    expect(byPrefix('AlertTopicArn')).toEqual(ref(idOf('AWS::SNS::Topic')!));
+    expect(byPrefix('DashboardName')).toEqual(ref(idOf('AWS::CloudWatch::Dashboard')!));
+    for (const name of ['LoadBalancerDnsName', 'ClusterName', 'ServiceName', 'ContainerLogGroup', 'TaskStopLogGroup']) expect(byPrefix(name), name).toBeDefined();
+  });
+});
+
 describe('tags, cdk-nag and annotations', () => {
   it('tags every taggable resource with Application and the caller\'s tags', () => {
     for (const type of ['AWS::DynamoDB::Table', 'AWS::ECS::Service', 'AWS::ElasticLoadBalancingV2::LoadBalancer', 'AWS::KMS::Key', 'AWS::SNS::Topic', 'AWS::EC2::VPC', 'AWS::CloudWatch::Alarm']) {

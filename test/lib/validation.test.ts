@@ -108,6 +108,11 @@ describe('Kanmon throws when', () => {
     expect(attempt).toThrow(/\n {2}- session: option 'idleTimeoutSeconds' must be an integer from 60 .*got 5/);
   });
 
+  it('the config is too large for the task definition', () => {
+    const routes = Array.from({ length: 400 }, (_, i) => ({ id: `route-${i}`, match: { host: `app${i}.example.com`, pathPrefix: '/' }, upstream: `http://10.0.${i % 250}.${(i % 200) + 1}:8080`, policy: { allowGroups: ['staff', 'contractors', 'administrators'] } }));
+    expect(() => build({ config: { routes } })).toThrow(/option 'config' must serialize to at most 49152 bytes to fit in the task definition, got \d+ bytes/);
+  });
+
   it('there is no NAT but certificates come from Let\'s Encrypt', () => {
     expect(() => build({ natGateways: 0 })).toThrow(/option 'natGateways' must be at least 1 with certificates "letsencrypt", because ACME needs the internet, got 0/);
   });

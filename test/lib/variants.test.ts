@@ -264,6 +264,12 @@ describe('a tuned deployment', () => {
     s.template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(30 17 ? * SAT *)' });
   });
 
+  it('gives the ECS Exec agent writable paths next to the read-only root filesystem', () => {
+    const def = containerDefinition(s.template);
+    expect(def.ReadonlyRootFilesystem).toBe(true);
+    expect(def.MountPoints.map((m: { ContainerPath: string }) => m.ContainerPath)).toEqual(['/tmp', '/managed-agents', '/var/lib/amazon/ssm', '/var/log/amazon/ssm']);
+  });
+
   it('stays clean under cdk-nag with ECS Exec on', () => {
     expect(nagFindings(s.app, s.stack)).toEqual([]);
   });
