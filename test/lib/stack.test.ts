@@ -58,24 +58,25 @@ describe('network', () => {
 });
 
 describe('store', () => {
-  it("creates the table with the runtime's key schema and GSI", () => {
-    const gsi = TABLE_SCHEMA.globalSecondaryIndexes[0];
+  it("creates the table with the runtime's key schema and every GSI", () => {
     s.template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [
         { AttributeName: TABLE_SCHEMA.partitionKey, KeyType: 'HASH' },
         { AttributeName: TABLE_SCHEMA.sortKey, KeyType: 'RANGE' },
       ],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: gsi.indexName,
-          KeySchema: [
-            { AttributeName: gsi.partitionKey, KeyType: 'HASH' },
-            { AttributeName: gsi.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      GlobalSecondaryIndexes: TABLE_SCHEMA.globalSecondaryIndexes.map((gsi) => ({
+        IndexName: gsi.indexName,
+        KeySchema: [
+          { AttributeName: gsi.partitionKey, KeyType: 'HASH' },
+          { AttributeName: gsi.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
     });
+    const attributes = only(s.template, 'AWS::DynamoDB::Table')[1].Properties.AttributeDefinitions as { AttributeName: string; AttributeType: string }[];
+    const keys = [TABLE_SCHEMA.partitionKey, TABLE_SCHEMA.sortKey, ...TABLE_SCHEMA.globalSecondaryIndexes.flatMap((g) => [g.partitionKey, g.sortKey])];
+    expect(attributes.map((a) => a.AttributeName).sort()).toEqual([...new Set(keys)].sort());
+    expect(attributes.every((a) => a.AttributeType === 'S')).toBe(true);
   });
 
   it('is on-demand, with point-in-time recovery, deletion protection and the TTL attribute', () => {
