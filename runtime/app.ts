@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from './config/schema.js';
@@ -20,8 +20,11 @@ import { createServices, type Services } from './services/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { ensureDevCertificates } from './tls/index.js';
-import { LogNotifier } from './notify/log-notifier.js';
+import { createNotifier } from './notify/create-notifier.js';
 import type { Notifier } from './notify/notifier.js';
+import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
+import { openKmsSecretBox } from './secrets/kms-secret-box.js';
+import type { SecretBox } from './secrets/secret-box.js';
 import { Metrics, statusClass } from './observability/metrics.js';
 import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from './observability/self-check.js';
 import { startHealthServer } from './observability/health-server.js';
@@ -76,14 +79,27 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
   try {
     const store = await openStore(config);
     cleanups.push(() => store.close());
-    const secrets = await openLocalSecretBox(config.dataDir);
+    const secrets: SecretBox =
+      config.secrets.provider === 'kms'
+        ? openKmsSecretBox({ keyId: config.secrets.keyId, ...(config.secrets.region ? { region: config.secrets.region } : {}) })
+        : await openLocalSecretBox(config.dataDir);
     const services = createServices({ config, store, secrets, logger });
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
-    const notifier: Notifier = opts.notifier ?? new LogNotifier(logger);
+    const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
     services.audit.onEvent((event) => {
       if (event.type === 'login' && event.method) {
         metrics.count(event.result === 'success' ? 'loginSuccess' : 'loginFailure', { Method: event.method });
+      }
+      if (event.type === 'login' && event.method === 'recovery' && event.result === 'success') {
+        // A recovery code means the user lost their passkey, or someone else has their codes.
+        void notifier.notify({
+          event: 'login.recovery',
+          severity: 'warning',
+          subject: `Kanmon: ${event.username ?? 'a user'} signed in with a recovery code`,
+          message: `User "${event.username}" signed in with a recovery code from ${event.ip ?? 'unknown'} (${event.userAgent ?? 'unknown browser'}) and was sent to register a new passkey. Unused recovery codes left: ${String(event.details?.remainingCodes ?? 'unknown')}. If the user did not do this, disable the account (kanmon user disable ${event.username}) and reset their recovery codes.`,
+          details: { username: event.username, ip: event.ip, remainingCodes: event.details?.remainingCodes },
+        });
       }
       if (event.type === 'user.add' && event.result === 'success' && event.details?.isAdmin === true) {
         void notifier.notify({
@@ -124,7 +140,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
 
     const tokens = new IdentityTokenCache({ keys: services.signingKeys, issuer: config.jwt.issuer, ttlSeconds: config.jwt.ttlSeconds });
-    const clientIp = (req: IncomingMessage) => normalizeIp(req.socket.remoteAddress);
+    // With PROXY protocol v2, the address the load balancer carried; otherwise the peer's.
+    const clientIp = (req: IncomingMessage) => clientAddressOf(req);
     const gateway = new Gateway({
       routes: new RouteTable(entries),
       sessions: services.sessions,
@@ -187,11 +204,26 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       if (isPortalPath(req.url)) socket.destroy();
       else gateway.upgrade(req, socket, head);
     });
-    await fastify.listen({
-      port: config.server.port,
-      host: config.server.host,
-      listenTextResolver: (address) => `listener bound to ${address.replace(/^https?:/, tlsFiles ? 'https:' : 'http:')}`,
-    });
+    let proxyListener: NetServer | undefined;
+    if (config.server.proxyProtocol.enabled) {
+      // Behind the NLB: a front listener checks the peer is a load balancer, reads the PROXY v2
+      // header, and hands the connection to the TLS server, which never listens itself.
+      await fastify.ready();
+      proxyListener = await listenWithProxyProtocol(server, {
+        port: config.server.port,
+        host: config.server.host,
+        allowedNetworks: config.server.proxyProtocol.allowedNetworks,
+        onRefused: (reason, remoteAddress, detail) => logger.warn({ reason, remoteAddress, detail }, 'connection refused: PROXY protocol'),
+      });
+      proxyListener.on('error', (err) => logger.error({ err }, 'PROXY protocol listener error'));
+      logger.info({ port: config.server.port, allowedNetworks: config.server.proxyProtocol.allowedNetworks }, 'listener bound, expecting PROXY protocol v2');
+    } else {
+      await fastify.listen({
+        port: config.server.port,
+        host: config.server.host,
+        listenTextResolver: (address) => `listener bound to ${address.replace(/^https?:/, tlsFiles ? 'https:' : 'http:')}`,
+      });
+    }
 
     let draining = false;
     const certNotAfter = tlsFiles ? new Date(new X509Certificate(tlsFiles.cert).validTo) : undefined;
@@ -219,9 +251,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         readiness: { draining: () => draining, certificateLoaded: () => !!tlsFiles || config.tls.source === 'offloaded', routeCount: () => entries.length },
       });
     }
-    let redirect: Server | undefined;
+    let redirect: { close(): void } | undefined;
     if (config.server.httpPort !== 0) {
-      redirect = await startRedirectListener(config.server.httpPort, config.server.host, config.server.publicOrigin);
+      redirect = await startRedirectListener(config.server.httpPort, config.server.host, config.server.publicOrigin, config.server.proxyProtocol, logger);
     }
 
     let closed = false;
@@ -236,7 +268,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       selfCheck,
       notifier,
       ...(health ? { healthPort: health.port } : {}),
-      ...(redirect ? { httpPort: (redirect.address() as { port: number }).port } : {}),
+      ...(redirect ? { httpPort: config.server.httpPort } : {}),
       ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
       ...(demo ? { demo } : {}),
       async close(closeOpts: { graceMs?: number } = {}) {
@@ -250,11 +282,19 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         // Connections that finish their last request during the drain are closed as soon as
         // they turn idle, instead of lingering until the keep-alive timeout.
         const sweepIdle = setInterval(() => server.closeIdleConnections(), 100);
-        if (redirect) {
-          redirect.close();
-          redirect.closeAllConnections();
+        redirect?.close();
+        if (proxyListener) {
+          // The front listener stops accepting at once; its close callback fires when the last
+          // handed-over connection has ended (idle ones are swept, the rest finish or are cut).
+          const front = proxyListener;
+          const listenerClosed = new Promise<void>((resolve) => front.close(() => resolve()));
+          await fastify.close();
+          server.closeIdleConnections();
+          await listenerClosed;
+          server.close(() => undefined);
+        } else {
+          await fastify.close();
         }
-        await fastify.close();
         clearTimeout(force);
         clearInterval(sweepIdle);
         await health?.close();
@@ -282,22 +322,39 @@ export function isPortalPath(url: string | undefined): boolean {
 }
 
 /** Port 80 on AWS: everything is redirected to the https origin (ACME HTTP-01 answers arrive with the ACME client). */
-async function startRedirectListener(port: number, host: string, publicOrigin: string): Promise<Server> {
+async function startRedirectListener(
+  port: number,
+  host: string,
+  publicOrigin: string,
+  proxyProtocol: KanmonConfig['server']['proxyProtocol'],
+  logger: Logger,
+): Promise<{ close(): void }> {
   const server = createHttpServer((req, res) => {
     const path = req.url && req.url.startsWith('/') && !req.url.startsWith('//') ? req.url : '/';
     res.writeHead(301, { location: `${publicOrigin}${path}`, 'content-length': 0, connection: 'close' });
     res.end();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
-}
-
-function normalizeIp(addr: string | undefined): string {
-  if (!addr) return '';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  let front: NetServer | undefined;
+  if (proxyProtocol.enabled) {
+    front = await listenWithProxyProtocol(server, {
+      port,
+      host,
+      allowedNetworks: proxyProtocol.allowedNetworks,
+      onRefused: (reason, remoteAddress) => logger.warn({ reason, remoteAddress, listener: 'http' }, 'connection refused: PROXY protocol'),
+    });
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  }
+  return {
+    close() {
+      front?.close();
+      server.close(() => undefined);
+      server.closeAllConnections();
+    },
+  };
 }
 
 function freePort(host: string): Promise<number> {

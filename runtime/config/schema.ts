@@ -6,6 +6,7 @@
  * frozen, fully defaulted config or every error found, each phrased as
  * "section: option 'x' must be …, got …".
  */
+import { parseCidr } from '../net/cidr.js';
 
 export type UserVerification = 'required' | 'preferred';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -660,11 +661,14 @@ function isOrigin(value: string): boolean {
   }
 }
 
+/** The same parser the PROXY listener uses, so what validates here also works at start-up. */
 function isCidr(value: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
-  if (m) return m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
-  const v6 = /^([0-9a-f:]+)\/(\d{1,3})$/i.exec(value);
-  return !!v6 && v6[1]!.includes(':') && Number(v6[2]) <= 128;
+  try {
+    parseCidr(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isHttpUrl(value: string): boolean {
