@@ -29,6 +29,26 @@ describe('health listener', () => {
     expect((await g.get('/.kanmon/healthz')).status).toBe(404);
   });
 
+  it('accepts the PROXY v2 header the load balancer puts on health checks, and plain requests alike', async () => {
+    const { buildProxyV2Header } = await import('../../../runtime/net/index.js');
+    const { connect } = await import('node:net');
+    const g = await KanmonHarness.start({ server: { healthPort: await freePort() } });
+    harnesses.push(g);
+    const ask = (prefix: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: g.app.healthPort! }, () => {
+          s.write(Buffer.concat([prefix, Buffer.from('GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]));
+        });
+        let text = '';
+        s.on('data', (d) => (text += d.toString()));
+        s.on('end', () => resolve(text));
+        s.on('error', reject);
+      });
+    expect(await ask(buildProxyV2Header({ command: 'LOCAL' }))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask(buildProxyV2Header({ source: { address: '10.0.1.9', port: 1 }, destination: { address: '10.0.2.3', port: 8081 } }))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask(Buffer.alloc(0))).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   it('is not ready when the store is unreachable', async () => {
     const g = await KanmonHarness.start({ server: { healthPort: await freePort() } });
     harnesses.push(g);
