@@ -49,6 +49,13 @@ export interface PasskeyCredential {
   readonly name: string;
   readonly createdAt: number;
   readonly lastUsedAt?: number;
+  /** The attestation statement format at registration ('none', 'packed', 'tpm', …), when one was sent. */
+  readonly attestationFormat?: string;
+  /**
+   * True when the attestation verified and chained to a trusted root, so the AAGUID can be
+   * believed (AAGUID allowlists); absent or false means the AAGUID is only the client's claim.
+   */
+  readonly attestationTrusted?: boolean;
 }
 
 export interface CredentialStore {
@@ -59,9 +66,14 @@ export interface CredentialStore {
   /**
    * Compare-and-set of the signature counter: succeeds only if the stored counter still
    * equals `expectedCounter`, so two concurrent assertions cannot both pass.
+   * `backedUp` (the BS flag of this assertion) is stored when given: unlike BE, it may change
+   * after registration, e.g. when a platform starts syncing the passkey.
    * @throws ConcurrentUpdateError when the stored counter differs; NotFoundError when gone.
    */
-  recordUse(id: string, update: { expectedCounter: number; counter: number; lastUsedAt: number }): Promise<void>;
+  recordUse(
+    id: string,
+    update: { expectedCounter: number; counter: number; lastUsedAt: number; backedUp?: boolean },
+  ): Promise<void>;
   /** @throws NotFoundError */
   rename(id: string, name: string): Promise<void>;
   /** Idempotent. */
@@ -116,7 +128,12 @@ export interface SessionStore {
   deleteByUser(userId: string, exceptId?: string): Promise<number>;
 }
 
-export type EnrollmentPurpose = 'bootstrap-admin' | 'enroll';
+/**
+ * - bootstrap-admin: the first administrator, created at enrollment;
+ * - enroll: an existing user adds a factor;
+ * - recovery: admin-issued, for a user who lost every factor, to enroll again.
+ */
+export type EnrollmentPurpose = 'bootstrap-admin' | 'enroll' | 'recovery';
 
 export interface EnrollmentToken {
   /** SHA-256 (base64url) of the token in the link. */
@@ -128,6 +145,11 @@ export interface EnrollmentToken {
   readonly expiresAt: number;
   readonly createdBy: string;
   readonly usedAt?: number;
+  /**
+   * SHA-256 of a one-time code delivered on a second channel (the letter is the first), when
+   * the link demands one. Stored and returned as-is; the service compares it.
+   */
+  readonly codeHash?: string;
 }
 
 export interface EnrollmentTokenStore {
@@ -190,6 +212,93 @@ export interface AuditStore {
   list(opts?: { limit?: number; before?: string; userId?: string }): Promise<AuditEvent[]>;
 }
 
+/** A user's TOTP secret (RFC 6238), sealed by the SecretBox with context `totp:<userId>`. */
+export interface TotpSecret {
+  readonly userId: string;
+  readonly sealedSecret: string;
+  /** False until the user proved the app works by entering a valid code. */
+  readonly confirmed: boolean;
+  readonly createdAt: number;
+  readonly confirmedAt?: number;
+}
+
+export interface TotpStore {
+  /** Creates or replaces the user's secret (re-enrollment starts unconfirmed). */
+  put(secret: TotpSecret): Promise<void>;
+  get(userId: string): Promise<TotpSecret | undefined>;
+  /**
+   * Marks the secret confirmed. A second confirm keeps the first confirmedAt.
+   * @throws NotFoundError
+   */
+  confirm(userId: string, at: number): Promise<void>;
+  /** Idempotent. */
+  delete(userId: string): Promise<void>;
+  /**
+   * RFC 6238 §5.2: a code is accepted at most once. Atomically records that (userId, step) was
+   * used and returns true; returns false when it already was, even across nodes. The mark may
+   * be forgotten after expiresAt (TTL).
+   */
+  claimStep(userId: string, step: number, expiresAt: number): Promise<boolean>;
+}
+
+export interface RecoveryCode {
+  /** A slow hash (scrypt, with its own salt and parameters) of the code; never the code. */
+  readonly hash: string;
+  readonly usedAt?: number;
+}
+
+export interface RecoveryCodeSet {
+  readonly userId: string;
+  /** Changes on every regeneration, so a code of an old set can never be marked used. */
+  readonly setId: string;
+  readonly codes: readonly RecoveryCode[];
+  readonly createdAt: number;
+}
+
+export interface RecoveryCodeStore {
+  /** Replaces the user's set (the old codes stop working). */
+  replace(set: RecoveryCodeSet): Promise<void>;
+  get(userId: string): Promise<RecoveryCodeSet | undefined>;
+  /** Atomically marks codes[index] of set `setId` used; false when already used or the set was replaced. */
+  markUsed(userId: string, setId: string, index: number, at: number): Promise<boolean>;
+  /** Idempotent. */
+  delete(userId: string): Promise<void>;
+}
+
+/** Failed-login bookkeeping for one key: 'user:<userId>' or 'ip:<address>'. */
+export interface LoginThrottle {
+  readonly key: string;
+  readonly failures: number;
+  readonly windowStartedAt: number;
+  readonly lockedUntil?: number;
+  /** When the record may be forgotten (TTL): the later of window end and lock end. */
+  readonly expiresAt: number;
+}
+
+export interface LoginThrottleStore {
+  /**
+   * Atomically counts one failure. When the stored window started more than windowMs before
+   * `now` (or there is no record), the window restarts at `now` with 1 failure. Concurrent
+   * calls on two nodes never lose a count. Returns the record after the update.
+   * A restart keeps lockedUntil: a lock ends by its time or by clear(), never by a new window.
+   */
+  recordFailure(key: string, now: number, windowMs: number): Promise<LoginThrottle>;
+  get(key: string): Promise<LoginThrottle | undefined>;
+  /**
+   * Sets lockedUntil (keeps the failure count). A key with no record gets one with no failures
+   * and no current window (windowStartedAt 0), so a lock always takes effect.
+   */
+  lock(key: string, until: number): Promise<void>;
+  /** Forgets the key entirely (successful login, or an administrator's unlock). Idempotent. */
+  clear(key: string): Promise<void>;
+  /**
+   * Keys locked at `now` (lockedUntil > now) whose key starts with `prefix` (e.g. 'user:'),
+   * ordered by key, for the console; never a table scan on DynamoDB (gsi1 holds locked records
+   * in one fixed partition, and may trail a lock by a moment).
+   */
+  listLocked(prefix: string, now: number): Promise<LoginThrottle[]>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'dynamodb';
   readonly users: UserStore;
@@ -199,10 +308,14 @@ export interface Store {
   readonly enrollmentTokens: EnrollmentTokenStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditStore;
+  readonly totp: TotpStore;
+  readonly recoveryCodes: RecoveryCodeStore;
+  readonly loginThrottle: LoginThrottleStore;
   /** A cheap round trip, for readiness. */
   ping(): Promise<void>;
   /**
-   * Deletes expired challenges, sessions and tokens. SQLite runs this on a timer; DynamoDB's
+   * Deletes expired challenges, sessions, tokens, TOTP step marks and login-throttle records
+   * (expiresAt <= now). SQLite runs this on a timer; DynamoDB's
    * TTL does the work there, so its implementation may do nothing. Readers never rely on it:
    * every read path checks expiry itself.
    */

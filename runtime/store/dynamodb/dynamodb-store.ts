@@ -29,12 +29,19 @@ import type {
   EnrollmentPurpose,
   EnrollmentToken,
   EnrollmentTokenStore,
+  LoginThrottle,
+  LoginThrottleStore,
   PasskeyCredential,
+  RecoveryCode,
+  RecoveryCodeSet,
+  RecoveryCodeStore,
   Session,
   SessionStore,
   SigningKey,
   SigningKeyStore,
   Store,
+  TotpSecret,
+  TotpStore,
   User,
   UserStore,
 } from '../types.js';
@@ -284,6 +291,10 @@ function readBool(item: Item, name: string): boolean {
   return value;
 }
 
+function readOptBool(item: Item, name: string): boolean | undefined {
+  return item[name] === undefined ? undefined : readBool(item, name);
+}
+
 function readB(item: Item, name: string): Uint8Array {
   const value = item[name]?.B;
   if (value === undefined) throw malformed(item, name);
@@ -325,6 +336,9 @@ class DynamoStore implements Store {
   readonly enrollmentTokens: EnrollmentTokenStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditStore;
+  readonly totp: TotpStore;
+  readonly recoveryCodes: RecoveryCodeStore;
+  readonly loginThrottle: LoginThrottleStore;
 
   constructor(private readonly table: Table) {
     this.users = new DynamoUserStore(table);
@@ -334,6 +348,9 @@ class DynamoStore implements Store {
     this.enrollmentTokens = new DynamoEnrollmentTokenStore(table);
     this.signingKeys = new DynamoSigningKeyStore(table);
     this.audit = new DynamoAuditStore(table);
+    this.totp = new DynamoTotpStore(table);
+    this.recoveryCodes = new DynamoRecoveryCodeStore(table);
+    this.loginThrottle = new DynamoLoginThrottleStore(table);
   }
 
   async ping(): Promise<void> {
@@ -342,7 +359,8 @@ class DynamoStore implements Store {
   }
 
   async sweepExpired(): Promise<void> {
-    // DynamoDB's TTL removes expired challenges, sessions and tokens; readers check expiry themselves.
+    // DynamoDB's TTL removes expired challenges, sessions, tokens, TOTP step marks and throttle
+    // records; readers check expiry themselves.
   }
 
   async close(): Promise<void> {
@@ -528,6 +546,8 @@ function sleep(ms: number): Promise<void> {
 
 function credentialFromItem(item: Item): PasskeyCredential {
   const lastUsedAt = readOptN(item, 'lastUsedAt');
+  const attestationFormat = readOptS(item, 'attestationFormat');
+  const attestationTrusted = readOptBool(item, 'attestationTrusted');
   return {
     id: readS(item, 'id'),
     userId: readS(item, 'userId'),
@@ -540,6 +560,8 @@ function credentialFromItem(item: Item): PasskeyCredential {
     name: readS(item, 'name'),
     createdAt: readN(item, 'createdAt'),
     ...(lastUsedAt === undefined ? {} : { lastUsedAt }),
+    ...(attestationFormat === undefined ? {} : { attestationFormat }),
+    ...(attestationTrusted === undefined ? {} : { attestationTrusted }),
   };
 }
 
@@ -563,6 +585,8 @@ class DynamoCredentialStore implements CredentialStore {
       name: str(credential.name),
       createdAt: num(credential.createdAt),
       ...(credential.lastUsedAt === undefined ? {} : { lastUsedAt: num(credential.lastUsedAt) }),
+      ...(credential.attestationFormat === undefined ? {} : { attestationFormat: str(credential.attestationFormat) }),
+      ...(credential.attestationTrusted === undefined ? {} : { attestationTrusted: bool(credential.attestationTrusted) }),
     };
     // Keyed by the credential id alone, so the condition makes the id unique across all users.
     if (!(await this.table.put(item, NOT_EXISTS))) throw new CredentialExistsError(credential.id);
@@ -583,18 +607,28 @@ class DynamoCredentialStore implements CredentialStore {
     return items.map(credentialFromItem);
   }
 
-  async recordUse(id: string, update: { expectedCounter: number; counter: number; lastUsedAt: number }): Promise<void> {
+  async recordUse(
+    id: string,
+    update: { expectedCounter: number; counter: number; lastUsedAt: number; backedUp?: boolean },
+  ): Promise<void> {
+    const setBackedUp = update.backedUp !== undefined;
     const updated = await this.table.update(
       K.credentialPrefix + id,
       K.credentialSort,
-      'SET #counter = :counter, #lastUsedAt = :lastUsedAt',
+      `SET #counter = :counter, #lastUsedAt = :lastUsedAt${setBackedUp ? ', #backedUp = :backedUp' : ''}`,
       {
         condition: 'attribute_exists(#pk) AND #counter = :expected',
-        names: { '#pk': PK, '#counter': 'counter', '#lastUsedAt': 'lastUsedAt' },
+        names: {
+          '#pk': PK,
+          '#counter': 'counter',
+          '#lastUsedAt': 'lastUsedAt',
+          ...(setBackedUp ? { '#backedUp': 'backedUp' } : {}),
+        },
         values: {
           ':counter': num(update.counter),
           ':lastUsedAt': num(update.lastUsedAt),
           ':expected': num(update.expectedCounter),
+          ...(update.backedUp === undefined ? {} : { ':backedUp': bool(update.backedUp) }),
         },
       },
     );
@@ -742,16 +776,23 @@ class DynamoSessionStore implements SessionStore {
 // ---------------------------------------------------------------------------------------------
 // Enrollment tokens
 
+/** Unknown purposes read as 'enroll', the least privileged one: never as bootstrap-admin or recovery. */
+function purposeOf(value: string): EnrollmentPurpose {
+  return value === 'bootstrap-admin' || value === 'recovery' ? value : 'enroll';
+}
+
 function tokenFromItem(item: Item): EnrollmentToken {
   const usedAt = readOptN(item, 'usedAt');
+  const codeHash = readOptS(item, 'codeHash');
   return {
     id: readS(item, 'id'),
-    purpose: readS(item, 'purpose') === 'bootstrap-admin' ? 'bootstrap-admin' : 'enroll',
+    purpose: purposeOf(readS(item, 'purpose')),
     userId: readS(item, 'userId'),
     createdAt: readN(item, 'createdAt'),
     expiresAt: readN(item, 'expiresAt'),
     createdBy: readS(item, 'createdBy'),
     ...(usedAt === undefined ? {} : { usedAt }),
+    ...(codeHash === undefined ? {} : { codeHash }),
   };
 }
 
@@ -773,6 +814,7 @@ class DynamoEnrollmentTokenStore implements EnrollmentTokenStore {
       expiresAt: num(token.expiresAt),
       createdBy: str(token.createdBy),
       ...(token.usedAt === undefined ? {} : { usedAt: num(token.usedAt) }),
+      ...(token.codeHash === undefined ? {} : { codeHash: str(token.codeHash) }),
     };
     if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('enrollment token already exists');
   }
@@ -1020,4 +1062,330 @@ class DynamoAuditStore implements AuditStore {
     );
     return items.map(auditFromItem);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOTP: the secret is one item per user; each accepted time step is a small item of its own,
+// created with attribute_not_exists so that exactly one claim of a (user, step) succeeds on any
+// node (RFC 6238 §5.2), and forgotten by TTL once the step can no longer be presented.
+
+function totpFromItem(item: Item): TotpSecret {
+  const confirmedAt = readOptN(item, 'confirmedAt');
+  return {
+    userId: readS(item, 'userId'),
+    sealedSecret: readS(item, 'sealedSecret'),
+    confirmed: readBool(item, 'confirmed'),
+    createdAt: readN(item, 'createdAt'),
+    ...(confirmedAt === undefined ? {} : { confirmedAt }),
+  };
+}
+
+class DynamoTotpStore implements TotpStore {
+  constructor(private readonly table: Table) {}
+
+  async put(secret: TotpSecret): Promise<void> {
+    // Unconditional: a re-enrollment replaces the whole item, confirmation included.
+    await this.table.put({
+      ...key(K.totpPrefix + secret.userId, K.totpSort),
+      itemType: str('totpSecret'),
+      userId: str(secret.userId),
+      sealedSecret: str(secret.sealedSecret),
+      confirmed: bool(secret.confirmed),
+      createdAt: num(secret.createdAt),
+      ...(secret.confirmedAt === undefined ? {} : { confirmedAt: num(secret.confirmedAt) }),
+    });
+  }
+
+  async get(userId: string): Promise<TotpSecret | undefined> {
+    const item = await this.table.get(K.totpPrefix + userId, K.totpSort);
+    return item && totpFromItem(item);
+  }
+
+  async confirm(userId: string, at: number): Promise<void> {
+    const updated = await this.table.update(
+      K.totpPrefix + userId,
+      K.totpSort,
+      // if_not_exists keeps the first confirmation time when confirm runs twice.
+      'SET #confirmed = :true, #confirmedAt = if_not_exists(#confirmedAt, :at)',
+      {
+        condition: 'attribute_exists(#pk)',
+        names: { '#pk': PK, '#confirmed': 'confirmed', '#confirmedAt': 'confirmedAt' },
+        values: { ':true': bool(true), ':at': num(at) },
+      },
+    );
+    if (!updated) throw new NotFoundError('totp secret', userId);
+  }
+
+  async delete(userId: string): Promise<void> {
+    await this.table.delete(K.totpPrefix + userId, K.totpSort);
+  }
+
+  async claimStep(userId: string, step: number, expiresAt: number): Promise<boolean> {
+    requireStep(step);
+    return this.table.put(
+      {
+        ...key(`${K.totpStepPrefix}${userId}#${step}`, K.totpStepSort),
+        [TTL]: ttlOf(expiresAt),
+        itemType: str('totpStep'),
+        userId: str(userId),
+        step: num(step),
+        expiresAt: num(expiresAt),
+      },
+      NOT_EXISTS,
+    );
+  }
+}
+
+/** Time steps are non-negative integers (RFC 6238 §4.2: T = floor((now - T0) / X)). */
+function requireStep(step: number): void {
+  if (!Number.isSafeInteger(step) || step < 0) throw new StoreError(`TOTP time step must be a non-negative integer, got ${step}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery codes: the whole set is one item (ten short hashes fit easily), so replacing it is a
+// single PutItem and a reader never sees two sets mixed. Marking a code used is an UpdateItem on
+// one list element, conditioned on the set id and on that element having no usedAt yet.
+
+function recoverySetFromItem(item: Item): RecoveryCodeSet {
+  const list = item['codes']?.L;
+  if (list === undefined) throw malformed(item, 'codes');
+  const codes = list.map((entry): RecoveryCode => {
+    const code = entry.M;
+    if (code === undefined) throw malformed(item, 'codes');
+    const hash = code['hash']?.S;
+    if (hash === undefined) throw malformed(item, 'codes');
+    const usedAt = readOptN(code, 'usedAt');
+    return usedAt === undefined ? { hash } : { hash, usedAt };
+  });
+  return {
+    userId: readS(item, 'userId'),
+    setId: readS(item, 'setId'),
+    codes,
+    createdAt: readN(item, 'createdAt'),
+  };
+}
+
+class DynamoRecoveryCodeStore implements RecoveryCodeStore {
+  constructor(private readonly table: Table) {}
+
+  async replace(set: RecoveryCodeSet): Promise<void> {
+    await this.table.put({
+      ...key(K.recoveryPrefix + set.userId, K.recoverySort),
+      itemType: str('recoveryCodes'),
+      userId: str(set.userId),
+      setId: str(set.setId),
+      createdAt: num(set.createdAt),
+      codes: {
+        L: set.codes.map((code) => ({
+          M: { hash: str(code.hash), ...(code.usedAt === undefined ? {} : { usedAt: num(code.usedAt) }) },
+        })),
+      },
+    });
+  }
+
+  async get(userId: string): Promise<RecoveryCodeSet | undefined> {
+    const item = await this.table.get(K.recoveryPrefix + userId, K.recoverySort);
+    return item && recoverySetFromItem(item);
+  }
+
+  async markUsed(userId: string, setId: string, index: number, at: number): Promise<boolean> {
+    // The index becomes part of the expression text, so only a plain non-negative integer may get there.
+    if (!Number.isSafeInteger(index) || index < 0) return false;
+    const code = `#codes[${index}]`;
+    const updated = await this.table.update(K.recoveryPrefix + userId, K.recoverySort, `SET ${code}.#usedAt = :at`, {
+      // A missing item, another set, an index past the end or an earlier use all fail here.
+      condition: `#setId = :setId AND attribute_exists(${code}.#hash) AND attribute_not_exists(${code}.#usedAt)`,
+      names: { '#codes': 'codes', '#usedAt': 'usedAt', '#hash': 'hash', '#setId': 'setId' },
+      values: { ':at': num(at), ':setId': str(setId) },
+    });
+    return updated !== undefined;
+  }
+
+  async delete(userId: string): Promise<void> {
+    await this.table.delete(K.recoveryPrefix + userId, K.recoverySort);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login throttles. One item per key. A failure inside the current window is a single atomic
+// ADD; starting a new window is a put conditioned on the stale window (and lock) that was read,
+// so two nodes racing to restart it cannot both win and no count is lost. Once locked, a record
+// carries gsi1 keys in the fixed LOCKED partition, which is what the console lists; TTL removes
+// the record (and so its index entry) after both its window and its lock have ended.
+
+/** How often recordFailure and lock retry after losing a race to another writer of the same key. */
+const THROTTLE_ATTEMPTS = 6;
+
+interface StoredThrottle extends LoginThrottle {
+  /** End of the current window; kept so that expiresAt can be recomputed by lock(). */
+  readonly windowEndsAt: number;
+}
+
+function throttleItem(record: StoredThrottle): Item {
+  return {
+    ...key(K.throttlePrefix + record.key, K.throttleSort),
+    ...(record.lockedUntil === undefined
+      ? {}
+      : { [GSI1.partitionKey]: str(K.lockedIndexPartition), [GSI1.sortKey]: str(record.key) }),
+    [TTL]: ttlOf(record.expiresAt),
+    itemType: str('loginThrottle'),
+    key: str(record.key),
+    failures: num(record.failures),
+    windowStartedAt: num(record.windowStartedAt),
+    windowEndsAt: num(record.windowEndsAt),
+    ...(record.lockedUntil === undefined ? {} : { lockedUntil: num(record.lockedUntil) }),
+    expiresAt: num(record.expiresAt),
+  };
+}
+
+function throttleFromItem(item: Item): LoginThrottle {
+  const lockedUntil = readOptN(item, 'lockedUntil');
+  return {
+    key: readS(item, 'key'),
+    failures: readN(item, 'failures'),
+    windowStartedAt: readN(item, 'windowStartedAt'),
+    ...(lockedUntil === undefined ? {} : { lockedUntil }),
+    expiresAt: readN(item, 'expiresAt'),
+  };
+}
+
+/** The condition that the stored record still has the window and lock of `read`. */
+function unchangedWindowAndLock(read: Item): ConditionalOptions {
+  const lockedUntil = readOptN(read, 'lockedUntil');
+  return {
+    condition:
+      '#windowStartedAt = :readStart AND ' +
+      (lockedUntil === undefined ? 'attribute_not_exists(#lockedUntil)' : '#lockedUntil = :readLock'),
+    names: { '#windowStartedAt': 'windowStartedAt', '#lockedUntil': 'lockedUntil' },
+    values: {
+      ':readStart': num(readN(read, 'windowStartedAt')),
+      ...(lockedUntil === undefined ? {} : { ':readLock': num(lockedUntil) }),
+    },
+  };
+}
+
+class DynamoLoginThrottleStore implements LoginThrottleStore {
+  constructor(private readonly table: Table) {}
+
+  async recordFailure(key: string, now: number, windowMs: number): Promise<LoginThrottle> {
+    const window = requireWindow(windowMs);
+    const cutoff = now - window;
+    const pk = K.throttlePrefix + key;
+    for (let attempt = 1; ; attempt++) {
+      // The common case, one request: ADD is applied atomically by DynamoDB, so concurrent
+      // failures in the same window on any number of nodes all count.
+      const counted = await this.table.update(pk, K.throttleSort, 'ADD #failures :one', {
+        condition: 'attribute_exists(#pk) AND #windowStartedAt >= :cutoff',
+        names: { '#pk': PK, '#failures': 'failures', '#windowStartedAt': 'windowStartedAt' },
+        values: { ':one': num(1), ':cutoff': num(cutoff) },
+      });
+      if (counted) return throttleFromItem(counted);
+
+      // No record, or its window is over: start a new one, but only over the record just read.
+      const read = await this.table.get(pk, K.throttleSort);
+      // When the window read is current, another node started it in between: count into it.
+      if (read === undefined || readN(read, 'windowStartedAt') < cutoff) {
+        const lockedUntil = read === undefined ? undefined : readOptN(read, 'lockedUntil');
+        const record: StoredThrottle = {
+          key,
+          failures: 1,
+          windowStartedAt: now,
+          windowEndsAt: now + window,
+          // A new window does not end a lock: only its time or clear() does.
+          ...(lockedUntil === undefined ? {} : { lockedUntil }),
+          expiresAt: Math.max(now + window, lockedUntil ?? 0),
+        };
+        const restarted = await this.table.put(
+          throttleItem(record),
+          read === undefined ? NOT_EXISTS : unchangedWindowAndLock(read),
+        );
+        // Read back through the item mapping, which leaves out the internal windowEndsAt.
+        if (restarted) return throttleFromItem(throttleItem(record));
+        // Lost the race to another restart or a lock: back off, and the next round sees its result.
+        await sleep(5 * 2 ** attempt * (0.5 + Math.random()));
+      }
+      if (attempt >= THROTTLE_ATTEMPTS) throw new ConcurrentUpdateError('login throttle', key);
+    }
+  }
+
+  async get(key: string): Promise<LoginThrottle | undefined> {
+    const item = await this.table.get(K.throttlePrefix + key, K.throttleSort);
+    return item && throttleFromItem(item);
+  }
+
+  async lock(key: string, until: number): Promise<void> {
+    const pk = K.throttlePrefix + key;
+    for (let attempt = 1; ; attempt++) {
+      const read = await this.table.get(pk, K.throttleSort);
+      if (read === undefined) {
+        const record: StoredThrottle = { key, failures: 0, windowStartedAt: 0, windowEndsAt: 0, lockedUntil: until, expiresAt: until };
+        if (await this.table.put(throttleItem(record), NOT_EXISTS)) return;
+      } else {
+        // expiresAt depends on the window end that was read; the condition pins it. The failure
+        // count is not written, so concurrent ADDs neither conflict with this nor get lost.
+        const windowEndsAt = readN(read, 'windowEndsAt');
+        const expiresAt = Math.max(windowEndsAt, until);
+        const updated = await this.table.update(
+          pk,
+          K.throttleSort,
+          'SET #lockedUntil = :until, #expiresAt = :expiresAt, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk',
+          {
+            condition: 'attribute_exists(#pk) AND #windowEndsAt = :windowEndsAt',
+            names: {
+              '#pk': PK,
+              '#lockedUntil': 'lockedUntil',
+              '#expiresAt': 'expiresAt',
+              '#ttl': TTL,
+              '#gpk': GSI1.partitionKey,
+              '#gsk': GSI1.sortKey,
+              '#windowEndsAt': 'windowEndsAt',
+            },
+            values: {
+              ':until': num(until),
+              ':expiresAt': num(expiresAt),
+              ':ttl': ttlOf(expiresAt),
+              ':gpk': str(K.lockedIndexPartition),
+              ':gsk': str(key),
+              ':windowEndsAt': num(windowEndsAt),
+            },
+          },
+        );
+        if (updated) return;
+      }
+      if (attempt >= THROTTLE_ATTEMPTS) throw new ConcurrentUpdateError('login throttle', key);
+      await sleep(5 * 2 ** attempt * (0.5 + Math.random()));
+    }
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.table.delete(K.throttlePrefix + key, K.throttleSort);
+  }
+
+  async listLocked(prefix: string, now: number): Promise<LoginThrottle[]> {
+    // One query on the fixed LOCKED partition; records whose lock has ended stay there until TTL
+    // removes them, so the filter keeps only locks still running at `now`.
+    const byPrefix = prefix !== '';
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression: byPrefix ? '#gpk = :gpk AND begins_with(#gsk, :prefix)' : '#gpk = :gpk',
+      FilterExpression: '#lockedUntil > :now',
+      ExpressionAttributeNames: {
+        '#gpk': GSI1.partitionKey,
+        '#lockedUntil': 'lockedUntil',
+        ...(byPrefix ? { '#gsk': GSI1.sortKey } : {}),
+      },
+      ExpressionAttributeValues: {
+        ':gpk': str(K.lockedIndexPartition),
+        ':now': num(now),
+        ...(byPrefix ? { ':prefix': str(prefix) } : {}),
+      },
+      ScanIndexForward: true,
+    });
+    return items.map(throttleFromItem);
+  }
+}
+
+function requireWindow(windowMs: number): number {
+  if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
+  return windowMs;
 }

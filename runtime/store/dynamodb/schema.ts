@@ -5,11 +5,15 @@
 export const TABLE_SCHEMA = {
   partitionKey: 'pk',
   sortKey: 'sk',
-  /** Epoch seconds; DynamoDB's TTL deletes expired challenges, sessions and tokens. */
+  /**
+   * Epoch seconds; DynamoDB's TTL deletes expired challenges, sessions, tokens, TOTP step marks
+   * and login-throttle records.
+   */
   ttlAttribute: 'ttl',
   globalSecondaryIndexes: [
     /**
-     * Secondary access patterns (sessions by user, users by username order, audit by user).
+     * Secondary access patterns (sessions by user, users by username order, audit by user,
+     * locked login-throttle keys).
      * Every attribute is projected: the store reads whole items from the index, never a
      * second GetItem per row.
      */
@@ -30,6 +34,10 @@ export const TABLE_SCHEMA = {
  * - signing key:     SIGNINGKEYS         / <kid>         / –               / –                           / –
  * - audit event:     AUDIT#<yyyy-mm-dd>  / <eventId>     / USER#<userId>   / AUDIT#<eventId>             / –
  * - audit day:       AUDITDAYS           / <yyyy-mm-dd>  / –               / –                           / –
+ * - TOTP secret:     TOTP#<userId>       / TOTP          / –               / –                           / –
+ * - TOTP step mark:  TOTPSTEP#<userId>#<step> / TOTPSTEP / –              / –                           / expiresAt
+ * - recovery codes:  RECOVERY#<userId>   / RECOVERY      / –               / –                           / –
+ * - login throttle:  THROTTLE#<key>      / THROTTLE      / LOCKED (once locked) / <key>                / expiresAt
  *
  * Timestamps inside sort keys are zero-padded epoch milliseconds so that text order is time order.
  */
@@ -53,4 +61,14 @@ export const ITEM_KEYS = {
   auditDaysPartition: 'AUDITDAYS',
   /** gsi1sk prefix of audit events in a user's index partition. */
   auditIndexPrefix: 'AUDIT#',
+  totpPrefix: 'TOTP#',
+  totpSort: 'TOTP',
+  totpStepPrefix: 'TOTPSTEP#',
+  totpStepSort: 'TOTPSTEP',
+  recoveryPrefix: 'RECOVERY#',
+  recoverySort: 'RECOVERY',
+  throttlePrefix: 'THROTTLE#',
+  throttleSort: 'THROTTLE',
+  /** gsi1pk of every login-throttle record that has been locked: the console's list of locks. */
+  lockedIndexPartition: 'LOCKED',
 } as const;

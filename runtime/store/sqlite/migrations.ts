@@ -106,6 +106,62 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_events_by_user ON audit_events (user_id, id);
     `,
   },
+  {
+    version: 2,
+    description: 'fallback factors and login protection: TOTP, recovery codes, login throttles, attestation and enrollment codes',
+    sql: `
+      -- Nullable, so rows written before this version stay valid and read back without the fields.
+      ALTER TABLE credentials ADD COLUMN attestation_format TEXT;
+      ALTER TABLE credentials ADD COLUMN attestation_trusted INTEGER;
+      ALTER TABLE enrollment_tokens ADD COLUMN code_hash TEXT;
+
+      CREATE TABLE totp_secrets (
+        user_id        TEXT PRIMARY KEY,
+        sealed_secret  TEXT NOT NULL,
+        confirmed      INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        confirmed_at   INTEGER
+      ) STRICT;
+
+      -- RFC 6238 §5.2: one row per (user, time step) already accepted; the primary key makes a
+      -- second claim of the same step fail inside SQLite, whichever process tries it.
+      CREATE TABLE totp_used_steps (
+        user_id     TEXT NOT NULL,
+        step        INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        PRIMARY KEY (user_id, step)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX totp_used_steps_by_expiry ON totp_used_steps (expires_at);
+
+      CREATE TABLE recovery_code_sets (
+        user_id     TEXT PRIMARY KEY,
+        set_id      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+      ) STRICT;
+
+      -- One row per code, so marking one used is a single conditional UPDATE.
+      CREATE TABLE recovery_codes (
+        user_id  TEXT NOT NULL,
+        idx      INTEGER NOT NULL,
+        hash     TEXT NOT NULL,
+        used_at  INTEGER,
+        PRIMARY KEY (user_id, idx)
+      ) STRICT, WITHOUT ROWID;
+
+      -- window_ends_at is kept (not exposed) so that expires_at can always be recomputed as the
+      -- later of window end and lock end, whatever order lock and recordFailure run in.
+      CREATE TABLE login_throttles (
+        key                TEXT PRIMARY KEY,
+        failures           INTEGER NOT NULL,
+        window_started_at  INTEGER NOT NULL,
+        window_ends_at     INTEGER NOT NULL,
+        locked_until       INTEGER,
+        expires_at         INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX login_throttles_by_lock ON login_throttles (locked_until) WHERE locked_until IS NOT NULL;
+      CREATE INDEX login_throttles_by_expiry ON login_throttles (expires_at);
+    `,
+  },
 ];
 
 /** Brings the database up to the newest schema; each step commits together with its version bump. */

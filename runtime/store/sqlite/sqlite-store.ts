@@ -21,12 +21,19 @@ import type {
   EnrollmentPurpose,
   EnrollmentToken,
   EnrollmentTokenStore,
+  LoginThrottle,
+  LoginThrottleStore,
   PasskeyCredential,
+  RecoveryCode,
+  RecoveryCodeSet,
+  RecoveryCodeStore,
   Session,
   SessionStore,
   SigningKey,
   SigningKeyStore,
   Store,
+  TotpSecret,
+  TotpStore,
   User,
   UserStore,
 } from '../types.js';
@@ -86,6 +93,9 @@ class SqliteStore implements Store {
   readonly enrollmentTokens: EnrollmentTokenStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditStore;
+  readonly totp: TotpStore;
+  readonly recoveryCodes: RecoveryCodeStore;
+  readonly loginThrottle: LoginThrottleStore;
   private readonly sweep: (now: number) => void;
   private readonly pingStatement: Database.Statement;
 
@@ -97,14 +107,22 @@ class SqliteStore implements Store {
     this.enrollmentTokens = new SqliteEnrollmentTokenStore(db);
     this.signingKeys = new SqliteSigningKeyStore(db);
     this.audit = new SqliteAuditStore(db);
+    this.totp = new SqliteTotpStore(db);
+    this.recoveryCodes = new SqliteRecoveryCodeStore(db);
+    this.loginThrottle = new SqliteLoginThrottleStore(db);
     this.pingStatement = db.prepare('SELECT 1');
     const sweepChallenges = db.prepare('DELETE FROM challenges WHERE expires_at <= ?');
     const sweepSessions = db.prepare('DELETE FROM sessions WHERE absolute_expires_at <= ?');
     const sweepTokens = db.prepare('DELETE FROM enrollment_tokens WHERE expires_at <= ?');
+    const sweepTotpSteps = db.prepare('DELETE FROM totp_used_steps WHERE expires_at <= ?');
+    // A locked record's expires_at is at least its lock end, so a live lock is never swept.
+    const sweepThrottles = db.prepare('DELETE FROM login_throttles WHERE expires_at <= ?');
     this.sweep = db.transaction((now: number) => {
       sweepChallenges.run(now);
       sweepSessions.run(now);
       sweepTokens.run(now);
+      sweepTotpSteps.run(now);
+      sweepThrottles.run(now);
     });
   }
 
@@ -265,6 +283,8 @@ interface CredentialRow {
   name: string;
   created_at: number;
   last_used_at: number | null;
+  attestation_format: string | null;
+  attestation_trusted: number | null;
 }
 
 function credentialFromRow(row: CredentialRow): PasskeyCredential {
@@ -281,6 +301,8 @@ function credentialFromRow(row: CredentialRow): PasskeyCredential {
     name: row.name,
     createdAt: row.created_at,
     ...(row.last_used_at === null ? {} : { lastUsedAt: row.last_used_at }),
+    ...(row.attestation_format === null ? {} : { attestationFormat: row.attestation_format }),
+    ...(row.attestation_trusted === null ? {} : { attestationTrusted: row.attestation_trusted === 1 }),
   };
 }
 
@@ -296,14 +318,16 @@ class SqliteCredentialStore implements CredentialStore {
   constructor(db: Database.Database) {
     this.insert = db.prepare(
       `INSERT INTO credentials (id, user_id, public_key, counter, transports_json, device_type, backed_up,
-         aaguid, name, created_at, last_used_at)
+         aaguid, name, created_at, last_used_at, attestation_format, attestation_trusted)
        VALUES (@id, @userId, @publicKey, @counter, @transports, @deviceType, @backedUp,
-         @aaguid, @name, @createdAt, @lastUsedAt)`,
+         @aaguid, @name, @createdAt, @lastUsedAt, @attestationFormat, @attestationTrusted)`,
     );
     this.byId = db.prepare('SELECT * FROM credentials WHERE id = ?');
     this.byUser = db.prepare('SELECT * FROM credentials WHERE user_id = ? ORDER BY created_at, id');
     this.compareAndSetCounter = db.prepare(
-      'UPDATE credentials SET counter = @counter, last_used_at = @lastUsedAt WHERE id = @id AND counter = @expectedCounter',
+      // A NULL backedUp leaves the stored BS flag as it is.
+      `UPDATE credentials SET counter = @counter, last_used_at = @lastUsedAt, backed_up = COALESCE(@backedUp, backed_up)
+       WHERE id = @id AND counter = @expectedCounter`,
     );
     this.exists = db.prepare('SELECT 1 FROM credentials WHERE id = ?');
     this.renameStatement = db.prepare('UPDATE credentials SET name = ? WHERE id = ?');
@@ -325,6 +349,8 @@ class SqliteCredentialStore implements CredentialStore {
           name: credential.name,
           createdAt: credential.createdAt,
           lastUsedAt: credential.lastUsedAt ?? null,
+          attestationFormat: credential.attestationFormat ?? null,
+          attestationTrusted: credential.attestationTrusted === undefined ? null : credential.attestationTrusted ? 1 : 0,
         });
       } catch (err) {
         if (isConstraint(err, 'credentials.id')) throw new CredentialExistsError(credential.id);
@@ -341,9 +367,18 @@ class SqliteCredentialStore implements CredentialStore {
     return run(() => (this.byUser.all(userId) as CredentialRow[]).map(credentialFromRow));
   }
 
-  recordUse(id: string, update: { expectedCounter: number; counter: number; lastUsedAt: number }): Promise<void> {
+  recordUse(
+    id: string,
+    update: { expectedCounter: number; counter: number; lastUsedAt: number; backedUp?: boolean },
+  ): Promise<void> {
     return run(() => {
-      const { changes } = this.compareAndSetCounter.run({ id, ...update });
+      const { changes } = this.compareAndSetCounter.run({
+        id,
+        expectedCounter: update.expectedCounter,
+        counter: update.counter,
+        lastUsedAt: update.lastUsedAt,
+        backedUp: update.backedUp === undefined ? null : update.backedUp ? 1 : 0,
+      });
       if (changes === 1) return;
       if (this.exists.get(id) === undefined) throw new NotFoundError('credential', id);
       throw new ConcurrentUpdateError('credential', id);
@@ -511,18 +546,25 @@ interface TokenRow {
   expires_at: number;
   created_by: string;
   used_at: number | null;
+  code_hash: string | null;
 }
 
 function tokenFromRow(row: TokenRow): EnrollmentToken {
   return {
     id: row.id,
-    purpose: row.purpose === 'bootstrap-admin' ? 'bootstrap-admin' : 'enroll',
+    purpose: purposeOf(row.purpose),
     userId: row.user_id,
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     createdBy: row.created_by,
     ...(row.used_at === null ? {} : { usedAt: row.used_at }),
+    ...(row.code_hash === null ? {} : { codeHash: row.code_hash }),
   };
+}
+
+/** Unknown purposes read as 'enroll', the least privileged one: never as bootstrap-admin or recovery. */
+function purposeOf(value: string): EnrollmentPurpose {
+  return value === 'bootstrap-admin' || value === 'recovery' ? value : 'enroll';
 }
 
 class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
@@ -534,8 +576,8 @@ class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
-      `INSERT INTO enrollment_tokens (id, purpose, user_id, created_at, expires_at, created_by, used_at)
-       VALUES (@id, @purpose, @userId, @createdAt, @expiresAt, @createdBy, @usedAt)`,
+      `INSERT INTO enrollment_tokens (id, purpose, user_id, created_at, expires_at, created_by, used_at, code_hash)
+       VALUES (@id, @purpose, @userId, @createdAt, @expiresAt, @createdBy, @usedAt, @codeHash)`,
     );
     this.byId = db.prepare('SELECT * FROM enrollment_tokens WHERE id = ?');
     // The conditions and the write are one statement, so of two concurrent consumers exactly one wins.
@@ -553,7 +595,16 @@ class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
   create(token: EnrollmentToken): Promise<void> {
     return run(() => {
       try {
-        this.insert.run({ ...token, usedAt: token.usedAt ?? null });
+        this.insert.run({
+          id: token.id,
+          purpose: token.purpose,
+          userId: token.userId,
+          createdAt: token.createdAt,
+          expiresAt: token.expiresAt,
+          createdBy: token.createdBy,
+          usedAt: token.usedAt ?? null,
+          codeHash: token.codeHash ?? null,
+        });
       } catch (err) {
         if (isConstraint(err, 'enrollment_tokens.id')) throw new StoreError('enrollment token already exists');
         throw err;
@@ -731,6 +782,272 @@ class SqliteAuditStore implements AuditStore {
       return rows.map(auditFromRow);
     });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOTP secrets and used time steps
+
+interface TotpRow {
+  user_id: string;
+  sealed_secret: string;
+  confirmed: number;
+  created_at: number;
+  confirmed_at: number | null;
+}
+
+function totpFromRow(row: TotpRow): TotpSecret {
+  return {
+    userId: row.user_id,
+    sealedSecret: row.sealed_secret,
+    confirmed: row.confirmed === 1,
+    createdAt: row.created_at,
+    ...(row.confirmed_at === null ? {} : { confirmedAt: row.confirmed_at }),
+  };
+}
+
+class SqliteTotpStore implements TotpStore {
+  private readonly upsert: Database.Statement;
+  private readonly byUser: Database.Statement;
+  private readonly confirmStatement: Database.Statement;
+  private readonly deleteStatement: Database.Statement;
+  private readonly claim: Database.Statement;
+
+  constructor(db: Database.Database) {
+    // A full replacement, so re-enrollment never inherits the old secret's confirmation.
+    this.upsert = db.prepare(
+      `INSERT INTO totp_secrets (user_id, sealed_secret, confirmed, created_at, confirmed_at)
+       VALUES (@userId, @sealedSecret, @confirmed, @createdAt, @confirmedAt)
+       ON CONFLICT (user_id) DO UPDATE SET sealed_secret = excluded.sealed_secret, confirmed = excluded.confirmed,
+         created_at = excluded.created_at, confirmed_at = excluded.confirmed_at`,
+    );
+    this.byUser = db.prepare('SELECT * FROM totp_secrets WHERE user_id = ?');
+    this.confirmStatement = db.prepare(
+      'UPDATE totp_secrets SET confirmed = 1, confirmed_at = COALESCE(confirmed_at, @at) WHERE user_id = @userId',
+    );
+    this.deleteStatement = db.prepare('DELETE FROM totp_secrets WHERE user_id = ?');
+    // RFC 6238 §5.2: the insert either creates the mark or does nothing; `changes` tells which,
+    // in one statement, so two processes on the same file cannot both see a fresh step.
+    this.claim = db.prepare(
+      'INSERT INTO totp_used_steps (user_id, step, expires_at) VALUES (?, ?, ?) ON CONFLICT (user_id, step) DO NOTHING',
+    );
+  }
+
+  put(secret: TotpSecret): Promise<void> {
+    return run(() => {
+      this.upsert.run({
+        userId: secret.userId,
+        sealedSecret: secret.sealedSecret,
+        confirmed: secret.confirmed ? 1 : 0,
+        createdAt: secret.createdAt,
+        confirmedAt: secret.confirmedAt ?? null,
+      });
+    });
+  }
+
+  get(userId: string): Promise<TotpSecret | undefined> {
+    return run(() => mapRow(this.byUser.get(userId) as TotpRow | undefined, totpFromRow));
+  }
+
+  confirm(userId: string, at: number): Promise<void> {
+    return run(() => {
+      if (this.confirmStatement.run({ userId, at }).changes === 0) throw new NotFoundError('totp secret', userId);
+    });
+  }
+
+  delete(userId: string): Promise<void> {
+    return run(() => {
+      this.deleteStatement.run(userId);
+    });
+  }
+
+  claimStep(userId: string, step: number, expiresAt: number): Promise<boolean> {
+    return run(() => {
+      requireStep(step);
+      return this.claim.run(userId, step, expiresAt).changes === 1;
+    });
+  }
+}
+
+/** Time steps are non-negative integers (RFC 6238 §4.2: T = floor((now - T0) / X)). */
+function requireStep(step: number): void {
+  if (!Number.isSafeInteger(step) || step < 0) throw new StoreError(`TOTP time step must be a non-negative integer, got ${step}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery codes
+
+interface RecoverySetRow {
+  user_id: string;
+  set_id: string;
+  created_at: number;
+}
+
+interface RecoveryCodeRow {
+  idx: number;
+  hash: string;
+  used_at: number | null;
+}
+
+class SqliteRecoveryCodeStore implements RecoveryCodeStore {
+  private readonly replaceSet: Database.Transaction<(set: RecoveryCodeSet) => void>;
+  private readonly readSet: Database.Transaction<(userId: string) => RecoveryCodeSet | undefined>;
+  private readonly deleteSet: Database.Transaction<(userId: string) => void>;
+  private readonly mark: Database.Statement;
+
+  constructor(db: Database.Database) {
+    const deleteCodes = db.prepare('DELETE FROM recovery_codes WHERE user_id = ?');
+    const deleteSetRow = db.prepare('DELETE FROM recovery_code_sets WHERE user_id = ?');
+    const insertSet = db.prepare(
+      'INSERT INTO recovery_code_sets (user_id, set_id, created_at) VALUES (@userId, @setId, @createdAt)',
+    );
+    const insertCode = db.prepare(
+      'INSERT INTO recovery_codes (user_id, idx, hash, used_at) VALUES (@userId, @idx, @hash, @usedAt)',
+    );
+    const setOf = db.prepare('SELECT * FROM recovery_code_sets WHERE user_id = ?');
+    const codesOf = db.prepare('SELECT idx, hash, used_at FROM recovery_codes WHERE user_id = ? ORDER BY idx');
+
+    // Old codes and the new set change together: no reader ever sees a mix of two sets.
+    this.replaceSet = db.transaction((set: RecoveryCodeSet) => {
+      deleteCodes.run(set.userId);
+      deleteSetRow.run(set.userId);
+      insertSet.run({ userId: set.userId, setId: set.setId, createdAt: set.createdAt });
+      set.codes.forEach((code, idx) => {
+        insertCode.run({ userId: set.userId, idx, hash: code.hash, usedAt: code.usedAt ?? null });
+      });
+    });
+    // One read transaction, so the set id and the codes come from the same set.
+    this.readSet = db.transaction((userId: string) => {
+      const row = setOf.get(userId) as RecoverySetRow | undefined;
+      if (!row) return undefined;
+      const codes = (codesOf.all(userId) as RecoveryCodeRow[]).map(
+        (code): RecoveryCode => (code.used_at === null ? { hash: code.hash } : { hash: code.hash, usedAt: code.used_at }),
+      );
+      return { userId: row.user_id, setId: row.set_id, codes, createdAt: row.created_at };
+    });
+    this.deleteSet = db.transaction((userId: string) => {
+      deleteCodes.run(userId);
+      deleteSetRow.run(userId);
+    });
+    // The set id check and the write are one statement: a code of a replaced set matches nothing,
+    // and of two concurrent uses of one code exactly one finds used_at still NULL.
+    this.mark = db.prepare(
+      `UPDATE recovery_codes SET used_at = @at
+       WHERE user_id = @userId AND idx = @index AND used_at IS NULL
+         AND EXISTS (SELECT 1 FROM recovery_code_sets WHERE user_id = @userId AND set_id = @setId)`,
+    );
+  }
+
+  replace(set: RecoveryCodeSet): Promise<void> {
+    // IMMEDIATE takes the write lock up front, so a concurrent writer waits instead of failing mid-way.
+    return run(() => this.replaceSet.immediate(set));
+  }
+
+  get(userId: string): Promise<RecoveryCodeSet | undefined> {
+    return run(() => this.readSet.deferred(userId));
+  }
+
+  markUsed(userId: string, setId: string, index: number, at: number): Promise<boolean> {
+    return run(() => {
+      if (!Number.isSafeInteger(index) || index < 0) return false;
+      return this.mark.run({ userId, setId, index, at }).changes === 1;
+    });
+  }
+
+  delete(userId: string): Promise<void> {
+    return run(() => this.deleteSet.immediate(userId));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login throttles
+
+interface ThrottleRow {
+  key: string;
+  failures: number;
+  window_started_at: number;
+  window_ends_at: number;
+  locked_until: number | null;
+  expires_at: number;
+}
+
+function throttleFromRow(row: ThrottleRow): LoginThrottle {
+  return {
+    key: row.key,
+    failures: row.failures,
+    windowStartedAt: row.window_started_at,
+    ...(row.locked_until === null ? {} : { lockedUntil: row.locked_until }),
+    expiresAt: row.expires_at,
+  };
+}
+
+class SqliteLoginThrottleStore implements LoginThrottleStore {
+  private readonly countFailure: Database.Statement;
+  private readonly byKey: Database.Statement;
+  private readonly lockStatement: Database.Statement;
+  private readonly deleteStatement: Database.Statement;
+  private readonly locked: Database.Statement;
+
+  constructor(db: Database.Database) {
+    // One statement decides "same window or new one" and writes, so concurrent failures from
+    // several processes serialise on the row and none is lost. In an UPDATE every right-hand
+    // side sees the old row, so each CASE tests the stored window, not a half-updated one.
+    this.countFailure = db.prepare(
+      `INSERT INTO login_throttles (key, failures, window_started_at, window_ends_at, locked_until, expires_at)
+       VALUES (@key, 1, @now, @windowEnd, NULL, @windowEnd)
+       ON CONFLICT (key) DO UPDATE SET
+         failures = CASE WHEN window_started_at < @cutoff THEN 1 ELSE failures + 1 END,
+         window_started_at = CASE WHEN window_started_at < @cutoff THEN @now ELSE window_started_at END,
+         window_ends_at = CASE WHEN window_started_at < @cutoff THEN @windowEnd ELSE window_ends_at END,
+         expires_at = CASE WHEN window_started_at < @cutoff THEN MAX(@windowEnd, COALESCE(locked_until, 0)) ELSE expires_at END
+       RETURNING *`,
+    );
+    this.byKey = db.prepare('SELECT * FROM login_throttles WHERE key = ?');
+    this.lockStatement = db.prepare(
+      `INSERT INTO login_throttles (key, failures, window_started_at, window_ends_at, locked_until, expires_at)
+       VALUES (@key, 0, 0, 0, @until, @until)
+       ON CONFLICT (key) DO UPDATE SET locked_until = @until, expires_at = MAX(window_ends_at, @until)`,
+    );
+    this.deleteStatement = db.prepare('DELETE FROM login_throttles WHERE key = ?');
+    // substr rather than LIKE, so '%' and '_' in a prefix (an IPv6 zone, say) match literally.
+    this.locked = db.prepare(
+      `SELECT * FROM login_throttles
+       WHERE locked_until > @now AND substr(key, 1, length(@prefix)) = @prefix
+       ORDER BY key`,
+    );
+  }
+
+  recordFailure(key: string, now: number, windowMs: number): Promise<LoginThrottle> {
+    return run(() => {
+      const window = requireWindow(windowMs);
+      const row = this.countFailure.get({ key, now, windowEnd: now + window, cutoff: now - window }) as ThrottleRow;
+      return throttleFromRow(row);
+    });
+  }
+
+  get(key: string): Promise<LoginThrottle | undefined> {
+    return run(() => mapRow(this.byKey.get(key) as ThrottleRow | undefined, throttleFromRow));
+  }
+
+  lock(key: string, until: number): Promise<void> {
+    return run(() => {
+      this.lockStatement.run({ key, until });
+    });
+  }
+
+  clear(key: string): Promise<void> {
+    return run(() => {
+      this.deleteStatement.run(key);
+    });
+  }
+
+  listLocked(prefix: string, now: number): Promise<LoginThrottle[]> {
+    return run(() => (this.locked.all({ prefix, now }) as ThrottleRow[]).map(throttleFromRow));
+  }
+}
+
+function requireWindow(windowMs: number): number {
+  if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
+  return windowMs;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import {
   CredentialExistsError,
   KeyExistsError,
   NotFoundError,
+  StoreError,
   TokenUnusableError,
   UserExistsError,
   UsernameTakenError,
@@ -17,10 +18,13 @@ import type {
   AuditEvent,
   Challenge,
   EnrollmentToken,
+  LoginThrottle,
   PasskeyCredential,
+  RecoveryCodeSet,
   Session,
   SigningKey,
   Store,
+  TotpSecret,
   User,
 } from '../../../runtime/store/types.js';
 
@@ -119,6 +123,25 @@ function makeKey(kid: string, createdAt: number): SigningKey {
     retiresAt: createdAt + 90 * DAY,
   };
 }
+
+function makeTotp(userId: string, overrides: Partial<TotpSecret> = {}): TotpSecret {
+  return { userId, sealedSecret: `v1.sealed.${randomId(24)}`, confirmed: false, createdAt: T0, ...overrides };
+}
+
+function makeRecoverySet(userId: string, overrides: Partial<RecoveryCodeSet> = {}): RecoveryCodeSet {
+  return {
+    userId,
+    setId: randomId(),
+    // Shaped like the service's scrypt strings: parameters, salt and hash in one value.
+    codes: Array.from({ length: 10 }, () => ({ hash: `scrypt$N=16384,r=8,p=1$${randomId(16)}$${randomId(32)}` })),
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+/** A 30-second RFC 6238 time step near T0. */
+const STEP = Math.floor(T0 / 30_000);
+const WINDOW = 15 * 60_000;
 
 function makeEvent(time: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
   return { id: timeSortableId(time), time, type: 'login', result: 'success', ...overrides };
@@ -636,6 +659,387 @@ export function describeStoreConformance(
       });
     });
 
+    describe('credentials: attestation and backup state', () => {
+      it('round-trips the attestation format and trust', async () => {
+        const trusted = makeCredential(randomId(), { attestationFormat: 'packed', attestationTrusted: true, deviceType: 'singleDevice', backedUp: false });
+        const untrusted = makeCredential(randomId(), { attestationFormat: 'none', attestationTrusted: false });
+        await store.credentials.create(trusted);
+        await store.credentials.create(untrusted);
+        expect(await store.credentials.get(trusted.id)).toEqual(trusted);
+        expect(await store.credentials.get(untrusted.id)).toEqual(untrusted);
+        expect(await store.credentials.listByUser(trusted.userId)).toEqual([trusted]);
+      });
+
+      it('leaves the attestation fields absent when none were given', async () => {
+        const credential = makeCredential(randomId());
+        await store.credentials.create(credential);
+        const stored = await store.credentials.get(credential.id);
+        expect(stored && 'attestationFormat' in stored).toBe(false);
+        expect(stored && 'attestationTrusted' in stored).toBe(false);
+      });
+
+      it('updates the backed-up flag on use when given, and keeps it otherwise', async () => {
+        const credential = makeCredential(randomId(), { backedUp: false, counter: 0, attestationFormat: 'none' });
+        await store.credentials.create(credential);
+        await store.credentials.recordUse(credential.id, { expectedCounter: 0, counter: 0, lastUsedAt: T0 + 1 });
+        expect((await store.credentials.get(credential.id))?.backedUp).toBe(false);
+        await store.credentials.recordUse(credential.id, { expectedCounter: 0, counter: 0, lastUsedAt: T0 + 2, backedUp: true });
+        expect(await store.credentials.get(credential.id)).toEqual({ ...credential, backedUp: true, lastUsedAt: T0 + 2 });
+        await store.credentials.recordUse(credential.id, { expectedCounter: 0, counter: 0, lastUsedAt: T0 + 3 });
+        expect((await store.credentials.get(credential.id))?.backedUp).toBe(true);
+        await store.credentials.recordUse(credential.id, { expectedCounter: 0, counter: 0, lastUsedAt: T0 + 4, backedUp: false });
+        expect((await store.credentials.get(credential.id))?.backedUp).toBe(false);
+      });
+
+      it('does not change the backed-up flag when the counter check refuses the use', async () => {
+        const credential = makeCredential(randomId(), { backedUp: false, counter: 5 });
+        await store.credentials.create(credential);
+        await expect(
+          store.credentials.recordUse(credential.id, { expectedCounter: 4, counter: 6, lastUsedAt: T0 + 1, backedUp: true }),
+        ).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        expect(await store.credentials.get(credential.id)).toEqual(credential);
+      });
+    });
+
+    describe('enrollment tokens: recovery links and second-channel codes', () => {
+      it('round-trips a recovery token with a code hash, through consume', async () => {
+        const token = makeToken({ purpose: 'recovery', codeHash: 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg' });
+        await store.enrollmentTokens.create(token);
+        expect(await store.enrollmentTokens.get(token.id)).toEqual(token);
+        expect(await store.enrollmentTokens.consume(token.id, T0 + 1)).toEqual({ ...token, usedAt: T0 + 1 });
+      });
+
+      it('leaves codeHash absent when none was given', async () => {
+        const token = makeToken();
+        await store.enrollmentTokens.create(token);
+        const stored = await store.enrollmentTokens.get(token.id);
+        expect(stored && 'codeHash' in stored).toBe(false);
+      });
+
+      it('deletes unused recovery tokens apart from enroll tokens', async () => {
+        const userId = randomId();
+        const recovery = makeToken({ purpose: 'recovery', userId });
+        const enroll = makeToken({ userId });
+        await store.enrollmentTokens.create(recovery);
+        await store.enrollmentTokens.create(enroll);
+        expect(await store.enrollmentTokens.deleteUnused('recovery', userId)).toBe(1);
+        expect(await store.enrollmentTokens.get(recovery.id)).toBeUndefined();
+        expect(await store.enrollmentTokens.get(enroll.id)).toEqual(enroll);
+      });
+    });
+
+    describe('totp', () => {
+      it('round-trips an unconfirmed secret, and returns undefined for an unknown user', async () => {
+        const secret = makeTotp(randomId());
+        await store.totp.put(secret);
+        const stored = await store.totp.get(secret.userId);
+        expect(stored).toEqual(secret);
+        expect(stored && 'confirmedAt' in stored).toBe(false);
+        expect(await store.totp.get(randomId())).toBeUndefined();
+      });
+
+      it('confirms a secret, keeping the first confirmation time', async () => {
+        const secret = makeTotp(randomId());
+        await store.totp.put(secret);
+        await store.totp.confirm(secret.userId, T0 + 30_000);
+        expect(await store.totp.get(secret.userId)).toEqual({ ...secret, confirmed: true, confirmedAt: T0 + 30_000 });
+        await store.totp.confirm(secret.userId, T0 + 90_000);
+        expect((await store.totp.get(secret.userId))?.confirmedAt).toBe(T0 + 30_000);
+      });
+
+      it('throws NotFoundError when confirming a user without a secret, and creates nothing', async () => {
+        const userId = randomId();
+        await expect(store.totp.confirm(userId, T0)).rejects.toBeInstanceOf(NotFoundError);
+        expect(await store.totp.get(userId)).toBeUndefined();
+      });
+
+      it('replaces the secret on re-enrollment, which starts unconfirmed', async () => {
+        const userId = randomId();
+        await store.totp.put(makeTotp(userId));
+        await store.totp.confirm(userId, T0 + 1);
+        const again = makeTotp(userId, { createdAt: T0 + 60_000 });
+        await store.totp.put(again);
+        const stored = await store.totp.get(userId);
+        expect(stored).toEqual(again);
+        expect(stored && 'confirmedAt' in stored).toBe(false);
+      });
+
+      it('round-trips a secret stored as already confirmed', async () => {
+        const secret = makeTotp(randomId(), { confirmed: true, confirmedAt: T0 + 5 });
+        await store.totp.put(secret);
+        expect(await store.totp.get(secret.userId)).toEqual(secret);
+      });
+
+      it('deletes idempotently, leaving other users alone', async () => {
+        const mine = makeTotp(randomId());
+        const theirs = makeTotp(randomId());
+        await store.totp.put(mine);
+        await store.totp.put(theirs);
+        await store.totp.delete(mine.userId);
+        expect(await store.totp.get(mine.userId)).toBeUndefined();
+        await expect(store.totp.delete(mine.userId)).resolves.toBeUndefined();
+        expect(await store.totp.get(theirs.userId)).toEqual(theirs);
+      });
+
+      it('accepts a time step once per user (RFC 6238 §5.2): a second claim is refused', async () => {
+        const userId = randomId();
+        const expiresAt = (STEP + 2) * 30_000;
+        expect(await store.totp.claimStep(userId, STEP, expiresAt)).toBe(true);
+        expect(await store.totp.claimStep(userId, STEP, expiresAt)).toBe(false);
+        // The mark is per (user, step): the next step and another user's same step are free.
+        expect(await store.totp.claimStep(userId, STEP + 1, expiresAt + 30_000)).toBe(true);
+        expect(await store.totp.claimStep(randomId(), STEP, expiresAt)).toBe(true);
+      });
+
+      it('lets exactly one of several concurrent claims of a step win', async () => {
+        const userId = randomId();
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => store.totp.claimStep(userId, STEP, (STEP + 2) * 30_000)),
+        );
+        expect(results.filter((won) => won)).toHaveLength(1);
+      });
+
+      it('keeps step marks when the secret is replaced or deleted', async () => {
+        const userId = randomId();
+        await store.totp.put(makeTotp(userId));
+        expect(await store.totp.claimStep(userId, STEP, (STEP + 2) * 30_000)).toBe(true);
+        await store.totp.put(makeTotp(userId));
+        await store.totp.delete(userId);
+        expect(await store.totp.claimStep(userId, STEP, (STEP + 2) * 30_000)).toBe(false);
+      });
+
+      it('refuses a step that is not a non-negative integer', async () => {
+        await expect(store.totp.claimStep(randomId(), 1.5, T0)).rejects.toBeInstanceOf(StoreError);
+        await expect(store.totp.claimStep(randomId(), -1, T0)).rejects.toBeInstanceOf(StoreError);
+      });
+    });
+
+    describe('recovery codes', () => {
+      it('round-trips a set, keeping code order and used marks', async () => {
+        const base = makeRecoverySet(randomId());
+        const set: RecoveryCodeSet = { ...base, codes: base.codes.map((c, i) => (i === 3 ? { ...c, usedAt: T0 + 3 } : c)) };
+        await store.recoveryCodes.replace(set);
+        const stored = await store.recoveryCodes.get(set.userId);
+        expect(stored).toEqual(set);
+        expect(stored?.codes.filter((c) => 'usedAt' in c)).toHaveLength(1);
+        expect(await store.recoveryCodes.get(randomId())).toBeUndefined();
+      });
+
+      it('marks a code used once; a second use of it is refused', async () => {
+        const set = makeRecoverySet(randomId());
+        await store.recoveryCodes.replace(set);
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 4, T0 + 100)).toBe(true);
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 4, T0 + 200)).toBe(false);
+        const stored = await store.recoveryCodes.get(set.userId);
+        expect(stored?.codes[4]).toEqual({ hash: set.codes[4]!.hash, usedAt: T0 + 100 });
+        expect(stored?.codes.filter((c) => c.usedAt !== undefined)).toHaveLength(1);
+        // Other codes of the set still work.
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 5, T0 + 300)).toBe(true);
+      });
+
+      it('refuses a code of a replaced set, and the new set starts unused', async () => {
+        const userId = randomId();
+        const old = makeRecoverySet(userId);
+        await store.recoveryCodes.replace(old);
+        expect(await store.recoveryCodes.markUsed(userId, old.setId, 0, T0)).toBe(true);
+        const fresh = makeRecoverySet(userId, { createdAt: T0 + DAY });
+        await store.recoveryCodes.replace(fresh);
+        expect(await store.recoveryCodes.get(userId)).toEqual(fresh);
+        expect(await store.recoveryCodes.markUsed(userId, old.setId, 1, T0 + 1)).toBe(false);
+        expect(await store.recoveryCodes.markUsed(userId, old.setId, 0, T0 + 1)).toBe(false);
+        expect(await store.recoveryCodes.get(userId)).toEqual(fresh);
+        expect(await store.recoveryCodes.markUsed(userId, fresh.setId, 0, T0 + 2)).toBe(true);
+      });
+
+      it('lets exactly one of several concurrent uses of a code win', async () => {
+        const set = makeRecoverySet(randomId());
+        await store.recoveryCodes.replace(set);
+        const results = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => store.recoveryCodes.markUsed(set.userId, set.setId, 7, T0 + i)),
+        );
+        expect(results.filter((won) => won)).toHaveLength(1);
+        const usedAt = (await store.recoveryCodes.get(set.userId))?.codes[7]?.usedAt;
+        expect(usedAt).toBe(T0 + results.indexOf(true));
+      });
+
+      it("refuses indexes outside the set, another user's set id, and users without a set", async () => {
+        const set = makeRecoverySet(randomId());
+        const other = makeRecoverySet(randomId());
+        await store.recoveryCodes.replace(set);
+        await store.recoveryCodes.replace(other);
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 10, T0)).toBe(false);
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, -1, T0)).toBe(false);
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 1.5, T0)).toBe(false);
+        expect(await store.recoveryCodes.markUsed(set.userId, other.setId, 0, T0)).toBe(false);
+        expect(await store.recoveryCodes.markUsed(randomId(), set.setId, 0, T0)).toBe(false);
+        expect(await store.recoveryCodes.get(set.userId)).toEqual(set);
+        expect(await store.recoveryCodes.get(other.userId)).toEqual(other);
+      });
+
+      it('deletes idempotently; a deleted set cannot be used', async () => {
+        const set = makeRecoverySet(randomId());
+        await store.recoveryCodes.replace(set);
+        await store.recoveryCodes.delete(set.userId);
+        expect(await store.recoveryCodes.get(set.userId)).toBeUndefined();
+        expect(await store.recoveryCodes.markUsed(set.userId, set.setId, 0, T0)).toBe(false);
+        await expect(store.recoveryCodes.delete(set.userId)).resolves.toBeUndefined();
+      });
+    });
+
+    describe('login throttle', () => {
+      const userKey = (): string => `user:${randomId()}`;
+
+      it('starts a window at the first failure and counts within it', async () => {
+        const key = userKey();
+        const first = await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        expect(first).toEqual({ key, failures: 1, windowStartedAt: T0, expiresAt: T0 + WINDOW });
+        expect(await store.loginThrottle.recordFailure(key, T0 + 1_000, WINDOW)).toEqual({ ...first, failures: 2 });
+        const third = await store.loginThrottle.recordFailure(key, T0 + 2_000, WINDOW);
+        expect(third).toEqual({ ...first, failures: 3 });
+        expect(await store.loginThrottle.get(key)).toEqual(third);
+        expect(await store.loginThrottle.get(userKey())).toBeUndefined();
+      });
+
+      it('restarts the window only once it started more than windowMs ago', async () => {
+        const key = `ip:198.51.100.7`;
+        await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        // Exactly windowMs later the window is still current…
+        expect(await store.loginThrottle.recordFailure(key, T0 + WINDOW, WINDOW)).toMatchObject({ failures: 2, windowStartedAt: T0 });
+        // …one millisecond more and it starts again.
+        const restarted = await store.loginThrottle.recordFailure(key, T0 + WINDOW + 1, WINDOW);
+        expect(restarted).toEqual({ key, failures: 1, windowStartedAt: T0 + WINDOW + 1, expiresAt: T0 + 2 * WINDOW + 1 });
+        expect(await store.loginThrottle.get(key)).toEqual(restarted);
+      });
+
+      it('never loses a count among many concurrent failures', async () => {
+        const key = userKey();
+        const n = 20;
+        const results = await Promise.all(
+          Array.from({ length: n }, (_, i) => store.loginThrottle.recordFailure(key, T0 + i, WINDOW)),
+        );
+        expect((await store.loginThrottle.get(key))?.failures).toBe(n);
+        // Every caller saw a different count: none of the increments was folded into another.
+        expect(results.map((r) => r.failures).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      });
+
+      it('restarts a stale window once among many concurrent failures, and counts them all', async () => {
+        const key = userKey();
+        for (let i = 0; i < 3; i++) await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        const later = T0 + 2 * WINDOW;
+        const n = 12;
+        await Promise.all(Array.from({ length: n }, () => store.loginThrottle.recordFailure(key, later, WINDOW)));
+        expect(await store.loginThrottle.get(key)).toEqual({ key, failures: n, windowStartedAt: later, expiresAt: later + WINDOW });
+      });
+
+      it('locks a key, keeping the failure count, and lists it until the lock ends', async () => {
+        const key = userKey();
+        for (let i = 0; i < 5; i++) await store.loginThrottle.recordFailure(key, T0 + i, WINDOW);
+        const until = T0 + 2 * WINDOW;
+        await store.loginThrottle.lock(key, until);
+        const locked: LoginThrottle = { key, failures: 5, windowStartedAt: T0, lockedUntil: until, expiresAt: until };
+        expect(await store.loginThrottle.get(key)).toEqual(locked);
+        expect(await store.loginThrottle.listLocked('user:', T0 + 10)).toEqual([locked]);
+        expect(await store.loginThrottle.listLocked('user:', until - 1)).toEqual([locked]);
+        // lockedUntil is exclusive: at that moment the key is no longer locked.
+        expect(await store.loginThrottle.listLocked('user:', until)).toEqual([]);
+      });
+
+      it('keeps expiresAt at the later of window end and lock end', async () => {
+        const key = userKey();
+        await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        await store.loginThrottle.lock(key, T0 + 60_000);
+        expect((await store.loginThrottle.get(key))?.expiresAt).toBe(T0 + WINDOW);
+        await store.loginThrottle.lock(key, T0 + 3 * WINDOW);
+        expect((await store.loginThrottle.get(key))?.expiresAt).toBe(T0 + 3 * WINDOW);
+        // Shortening the lock brings expiry back to the window end, not to the old lock end.
+        await store.loginThrottle.lock(key, T0 + 120_000);
+        expect(await store.loginThrottle.get(key)).toEqual({
+          key,
+          failures: 1,
+          windowStartedAt: T0,
+          lockedUntil: T0 + 120_000,
+          expiresAt: T0 + WINDOW,
+        });
+      });
+
+      it('keeps a running lock when a new window starts', async () => {
+        const key = userKey();
+        await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        const until = T0 + 10 * WINDOW;
+        await store.loginThrottle.lock(key, until);
+        const later = T0 + 2 * WINDOW;
+        expect(await store.loginThrottle.recordFailure(key, later, WINDOW)).toEqual({
+          key,
+          failures: 1,
+          windowStartedAt: later,
+          lockedUntil: until,
+          expiresAt: until,
+        });
+        expect((await store.loginThrottle.listLocked('user:', later)).map((t) => t.key)).toEqual([key]);
+      });
+
+      it('locks a key that has no record, with no failures and no current window', async () => {
+        const key = userKey();
+        await store.loginThrottle.lock(key, T0 + WINDOW);
+        expect(await store.loginThrottle.get(key)).toEqual({ key, failures: 0, windowStartedAt: 0, lockedUntil: T0 + WINDOW, expiresAt: T0 + WINDOW });
+        expect(await store.loginThrottle.recordFailure(key, T0, WINDOW)).toEqual({
+          key,
+          failures: 1,
+          windowStartedAt: T0,
+          lockedUntil: T0 + WINDOW,
+          expiresAt: T0 + WINDOW,
+        });
+      });
+
+      it('clears a key entirely and idempotently', async () => {
+        const key = userKey();
+        await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        await store.loginThrottle.lock(key, T0 + WINDOW);
+        await store.loginThrottle.clear(key);
+        expect(await store.loginThrottle.get(key)).toBeUndefined();
+        expect(await store.loginThrottle.listLocked('user:', T0)).toEqual([]);
+        await expect(store.loginThrottle.clear(key)).resolves.toBeUndefined();
+        // A failure after clearing starts from scratch.
+        expect(await store.loginThrottle.recordFailure(key, T0 + 1, WINDOW)).toEqual({ key, failures: 1, windowStartedAt: T0 + 1, expiresAt: T0 + 1 + WINDOW });
+      });
+
+      it('lists only keys locked at `now` under the prefix, ordered by key', async () => {
+        const now = T0 + 1_000;
+        const keys = {
+          lockedB: 'user:bbb',
+          lockedA: 'user:aaa',
+          ended: 'user:ccc',
+          unlocked: 'user:ddd',
+          ip: 'ip:2001:db8::7',
+          lookalike: 'username:aaa',
+        };
+        for (const key of Object.values(keys)) await store.loginThrottle.recordFailure(key, T0, WINDOW);
+        await store.loginThrottle.lock(keys.lockedB, now + 60_000);
+        await store.loginThrottle.lock(keys.lockedA, now + 120_000);
+        await store.loginThrottle.lock(keys.ended, now);
+        await store.loginThrottle.lock(keys.ip, now + 60_000);
+        await store.loginThrottle.lock(keys.lookalike, now + 60_000);
+
+        expect((await store.loginThrottle.listLocked('user:', now)).map((t) => t.key)).toEqual(['user:aaa', 'user:bbb']);
+        expect((await store.loginThrottle.listLocked('ip:', now)).map((t) => t.key)).toEqual([keys.ip]);
+        expect((await store.loginThrottle.listLocked('', now)).map((t) => t.key)).toEqual([
+          keys.ip,
+          'user:aaa',
+          'user:bbb',
+          'username:aaa',
+        ]);
+        expect(await store.loginThrottle.listLocked('user:', now + 120_000)).toEqual([]);
+        expect((await store.loginThrottle.listLocked('user:', now))[0]).toEqual(await store.loginThrottle.get('user:aaa'));
+      });
+
+      it('treats % and _ in a prefix literally', async () => {
+        await store.loginThrottle.lock('ip:10_0', T0 + WINDOW);
+        await store.loginThrottle.lock('ip:1000', T0 + WINDOW);
+        expect((await store.loginThrottle.listLocked('ip:10_', T0)).map((t) => t.key)).toEqual(['ip:10_0']);
+        expect(await store.loginThrottle.listLocked('ip:%', T0)).toEqual([]);
+      });
+    });
+
     describe('sweepExpired', () => {
       it(sweepRemovesExpired ? 'removes expired challenges, sessions and tokens only' : 'does not fail', async () => {
         const userId = randomId();
@@ -672,6 +1076,41 @@ export function describeStoreConformance(
           expect(await store.enrollmentTokens.get(oldToken.id)).toBeUndefined();
         }
       });
+
+      it(
+        sweepRemovesExpired ? 'removes expired TOTP step marks and throttle records only' : 'keeps live step marks and throttle records',
+        async () => {
+          const now = T0 + DAY;
+          const userId = randomId();
+          expect(await store.totp.claimStep(userId, STEP, now - 1)).toBe(true);
+          expect(await store.totp.claimStep(userId, STEP + 1, now + 60_000)).toBe(true);
+          // Window ended at now - WINDOW: forgettable. Window still running: kept. Window over
+          // but locked past now: kept, since forgetting it would end the lock early.
+          await store.loginThrottle.recordFailure('ip:192.0.2.1', now - 2 * WINDOW, WINDOW);
+          const live = await store.loginThrottle.recordFailure('ip:192.0.2.2', now - 1_000, WINDOW);
+          await store.loginThrottle.recordFailure('user:locked', now - 2 * WINDOW, WINDOW);
+          await store.loginThrottle.lock('user:locked', now + 60_000);
+          const secret = makeTotp(userId, { confirmed: true, confirmedAt: T0 });
+          const codes = makeRecoverySet(userId);
+          await store.totp.put(secret);
+          await store.recoveryCodes.replace(codes);
+
+          await expect(store.sweepExpired(now)).resolves.toBeUndefined();
+
+          expect(await store.totp.claimStep(userId, STEP + 1, now + 60_000)).toBe(false);
+          expect(await store.loginThrottle.get('ip:192.0.2.2')).toEqual(live);
+          expect((await store.loginThrottle.get('user:locked'))?.lockedUntil).toBe(now + 60_000);
+          expect((await store.loginThrottle.listLocked('user:', now)).map((t) => t.key)).toEqual(['user:locked']);
+          expect(await store.totp.get(userId)).toEqual(secret);
+          expect(await store.recoveryCodes.get(userId)).toEqual(codes);
+          if (sweepRemovesExpired) {
+            // The mark is forgotten, so the step could be claimed again (a verifier never asks:
+            // expiresAt is set past the last moment the code can be presented).
+            expect(await store.totp.claimStep(userId, STEP, now + 60_000)).toBe(true);
+            expect(await store.loginThrottle.get('ip:192.0.2.1')).toBeUndefined();
+          }
+        },
+      );
     });
   });
 }

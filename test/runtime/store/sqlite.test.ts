@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../../runtime/store/errors.js';
-import { MIGRATIONS, openSqliteStore } from '../../../runtime/store/sqlite/index.js';
+import { MIGRATIONS, migrate, openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import { describeStoreConformance } from './conformance.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kanmon-sqlite-'));
@@ -70,6 +70,75 @@ describe('sqlite store specifics', () => {
     db.pragma('user_version = 999');
     db.close();
     await expect(openSqliteStore({ file })).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  it('upgrades a version-1 file in place; old rows read back without the new optional fields', async () => {
+    const file = freshFile();
+    mkdirSync(dirname(file), { recursive: true });
+    const v1 = new Database(file);
+    migrate(v1, MIGRATIONS.filter((m) => m.version === 1));
+    v1.prepare(
+      `INSERT INTO credentials (id, user_id, public_key, counter, transports_json, device_type, backed_up, aaguid, name, created_at)
+       VALUES ('cred-1', 'u1', x'0102', 3, '["usb"]', 'singleDevice', 0, '00000000-0000-0000-0000-000000000000', 'key', 10)`,
+    ).run();
+    v1.prepare(
+      `INSERT INTO enrollment_tokens (id, purpose, user_id, created_at, expires_at, created_by)
+       VALUES ('tok-1', 'enroll', 'u1', 10, 20, 'admin')`,
+    ).run();
+    v1.close();
+
+    const store = await openSqliteStore({ file });
+    try {
+      expect(await store.credentials.get('cred-1')).toEqual({
+        id: 'cred-1',
+        userId: 'u1',
+        publicKey: new Uint8Array([1, 2]),
+        counter: 3,
+        transports: ['usb'],
+        deviceType: 'singleDevice',
+        backedUp: false,
+        aaguid: '00000000-0000-0000-0000-000000000000',
+        name: 'key',
+        createdAt: 10,
+      });
+      expect(await store.enrollmentTokens.get('tok-1')).toEqual({
+        id: 'tok-1',
+        purpose: 'enroll',
+        userId: 'u1',
+        createdAt: 10,
+        expiresAt: 20,
+        createdBy: 'admin',
+      });
+      await store.credentials.recordUse('cred-1', { expectedCounter: 3, counter: 4, lastUsedAt: 11, backedUp: true });
+      expect((await store.credentials.get('cred-1'))?.backedUp).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('shares step marks, throttles and recovery codes between two connections to one file', async () => {
+    // The server and the CLI open the same file; each is a separate connection.
+    const file = freshFile();
+    const a = await openSqliteStore({ file });
+    const b = await openSqliteStore({ file });
+    try {
+      expect(await a.totp.claimStep('u1', 100, Date.now() + 60_000)).toBe(true);
+      expect(await b.totp.claimStep('u1', 100, Date.now() + 60_000)).toBe(false);
+
+      const now = Date.now();
+      for (let i = 0; i < 6; i++) await (i % 2 === 0 ? a : b).loginThrottle.recordFailure('user:u1', now, 60_000);
+      await b.loginThrottle.lock('user:u1', now + 60_000);
+      expect(await a.loginThrottle.get('user:u1')).toMatchObject({ failures: 6, lockedUntil: now + 60_000 });
+      await a.loginThrottle.clear('user:u1');
+      expect(await b.loginThrottle.listLocked('user:', now)).toEqual([]);
+
+      await a.recoveryCodes.replace({ userId: 'u1', setId: 's1', codes: [{ hash: 'h' }], createdAt: now });
+      expect(await b.recoveryCodes.markUsed('u1', 's1', 0, now)).toBe(true);
+      expect(await a.recoveryCodes.markUsed('u1', 's1', 0, now)).toBe(false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('fails closed with StoreUnavailableError once closed', async () => {
