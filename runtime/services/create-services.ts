@@ -5,9 +5,12 @@ import type { SecretBox } from '../secrets/secret-box.js';
 import type { Store } from '../store/types.js';
 import { AuditLog } from './audit-log.js';
 import { EnrollmentService } from './enrollment.js';
+import { FallbackLoginService } from './fallback-login.js';
 import { PasskeyAccountService } from './passkey-account.js';
 import { PasskeyLoginService } from './passkey-login.js';
+import { RecoveryCodeService } from './recovery-codes.js';
 import { SessionService } from './sessions.js';
+import { TotpService } from './totp.js';
 import { UserService } from './users.js';
 
 /** Every service; HTTP handlers and the CLI both call these, never the store. */
@@ -19,6 +22,9 @@ export interface Services {
   readonly passkeyLogin: PasskeyLoginService;
   readonly passkeyAccount: PasskeyAccountService;
   readonly signingKeys: SigningKeyService;
+  readonly totp: TotpService;
+  readonly recoveryCodes: RecoveryCodeService;
+  readonly fallbackLogin: FallbackLoginService;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -28,6 +34,8 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
   const users = new UserService(store, audit, now);
   const sessions = new SessionService(store, config.session, audit, now);
   const rp = config.webauthn;
+  const totp = new TotpService({ store, secrets: deps.secrets, audit, config: config.totp, now });
+  const recoveryCodes = new RecoveryCodeService({ store, audit, now });
   return {
     audit,
     users,
@@ -36,5 +44,8 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, now }),
     passkeyAccount: new PasskeyAccountService({ store, rp, audit, now }),
     signingKeys: new SigningKeyService({ store, secrets: deps.secrets, now }),
+    totp,
+    recoveryCodes,
+    fallbackLogin: new FallbackLoginService({ users, sessions, totp, recoveryCodes, audit }),
   };
 }

@@ -96,13 +96,15 @@ export class PasskeyAccountService {
   }
 
   /**
-   * Deletes a passkey. The last one goes only when the user has another way in; until other
-   * factors exist, that means never, so nobody locks themselves out by accident.
+   * Deletes a passkey. The last one goes only when the user has another way in: a confirmed
+   * authenticator app (recovery codes do not count; they only lead back to registering a
+   * passkey), or `otherFactors` the caller knows of. Nobody locks themselves out by accident.
    */
   async remove(user: User, credentialId: unknown, context: RequestContext, otherFactors = 0): Promise<void> {
     const cred = await this.own(user, credentialId);
     const all = await this.deps.store.credentials.listByUser(user.id);
-    if (all.length <= 1 && otherFactors === 0) {
+    const totpConfirmed = all.length <= 1 && (await this.deps.store.totp.get(user.id))?.confirmed === true;
+    if (all.length <= 1 && otherFactors === 0 && !totpConfirmed) {
       await this.deps.audit.record({ type: 'credential.delete', result: 'failure', reason: 'last-factor', userId: user.id, username: user.username, context });
       throw new ServiceError('last-factor', 'the last passkey cannot be deleted while no other sign-in method exists');
     }
