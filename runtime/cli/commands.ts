@@ -14,6 +14,8 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   user list [--json]
   user disable <name>
   user enable <name>
+  user totp reset <name>
+  user recovery-codes reset <name>
   enroll-link <name> [--expires 24h]
   sessions list <name> [--json]
   sessions revoke <name> [--id SESSION_ID]
@@ -95,6 +97,22 @@ export async function runCommand(argv: readonly string[], services: Services, co
       const a = parseArgs(rest, { options: [], flags: [] });
       const user = await services.users.setDisabled(one(a.positionals, 'user name'), sub === 'disable', actor, CLI_CONTEXT);
       io.out(`${user.username} is now ${user.disabled ? 'disabled; their sessions were ended' : 'enabled'}`);
+      return 0;
+    }
+    case 'user totp':
+    case 'user recovery-codes': {
+      // Reset is delete: the user sets the factor up again from the account page.
+      const [action, ...names] = rest;
+      if (action !== 'reset') throw new UsageError(`expected: kanmon user ${sub} reset <name>`);
+      const a = parseArgs(names, { options: [], flags: [] });
+      const user = await services.users.require(one(a.positionals, 'user name'));
+      if (sub === 'totp') {
+        const removed = await services.totp.reset(user, { actor, context: CLI_CONTEXT });
+        io.out(removed ? `removed the authenticator app of ${user.username}; they can set one up again on the account page` : `${user.username} had no authenticator app; nothing to remove`);
+      } else {
+        const removed = await services.recoveryCodes.reset(user, { actor, context: CLI_CONTEXT });
+        io.out(removed ? `deleted the recovery codes of ${user.username}; they can generate new ones on the account page` : `${user.username} had no recovery codes; nothing to delete`);
+      }
       return 0;
     }
     case 'sessions list': {

@@ -8,7 +8,9 @@ import { PortalKit, SignedOutError, type PortalDeps } from './kit.js';
 import { registerAccountRoutes } from './routes/account.js';
 import { registerEnrollRoutes } from './routes/enroll.js';
 import { registerLoginRoutes } from './routes/login.js';
+import { registerRecoveryRoutes } from './routes/recovery.js';
 import { registerStaticRoutes } from './routes/static.js';
+import { registerTotpRoutes } from './routes/totp.js';
 import { PORTAL_SECURITY_HEADERS } from './security-headers.js';
 
 export type { PortalDeps } from './kit.js';
@@ -100,5 +102,7 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
   registerLoginRoutes(app, kit);
   registerEnrollRoutes(app, kit);
   registerAccountRoutes(app, kit);
+  registerTotpRoutes(app, kit);
+  registerRecoveryRoutes(app, kit);
   return kit;
 }

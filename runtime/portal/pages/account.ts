@@ -51,11 +51,29 @@ export function accountPage(o: {
 <thead><tr><th scope="col">${t('account.col.name')}</th><th scope="col">${t('account.col.created')}</th><th scope="col">${t('account.col.lastUsed')}</th><th scope="col">${t('account.col.kind')}</th><th scope="col">${t('account.col.authenticator')}</th><th scope="col">${t('account.col.actions')}</th></tr></thead>
 <tbody>${passkeyRows}</tbody>
 </table>
+<p id="add-passkey-step" class="message" hidden>${t('account.recoveryStep')}</p>
 <form id="add-passkey-form" class="inline" novalidate>
   <label for="new-passkey-name">${t('enroll.passkeyName')}</label>
   <input id="new-passkey-name" type="text" maxlength="64" value="${t('enroll.passkeyNameDefault')}">
   <button id="add-passkey" type="submit" class="primary">${t('account.add')}</button>
 </form>
+</section>
+<section id="totp-section" aria-labelledby="totp-heading">
+<h2 id="totp-heading">${t('account.totp')}</h2>
+<p class="hint">${t('account.totpHint')}</p>
+<p id="totp-status">${t('account.loading')}</p>
+<div id="totp-enroll-row" hidden><button id="totp-enroll" type="button" class="primary">${t('account.totpEnroll')}</button></div>
+<div id="totp-reset-row" hidden><button id="totp-reset" type="button" class="danger">${t('account.totpReset')}</button></div>
+</section>
+<section id="recovery-section" aria-labelledby="recovery-heading">
+<h2 id="recovery-heading">${t('account.recovery')}</h2>
+<p class="hint">${t('account.recoveryHint')}</p>
+<p id="recovery-status">${t('account.loading')}</p>
+<div id="recovery-new" hidden>
+  <p class="message"><strong>${t('account.recoveryShowOnce')}</strong></p>
+  <ol id="recovery-codes"></ol>
+</div>
+<div id="recovery-generate-row" hidden><button id="recovery-generate" type="button">${t('account.recoveryGenerate')}</button></div>
 </section>
 <section aria-labelledby="sessions-heading">
 <h2 id="sessions-heading">${t('account.sessions')}</h2>
@@ -80,6 +98,16 @@ ${dataBlock({
     lastFactor: t('account.lastFactor'),
     added: t('account.added'),
     signedOutOthers: t('account.signedOutOthers'),
+    totpOn: t('account.totpOn'),
+    totpOff: t('account.totpOff'),
+    totpConfirmReset: t('account.totpConfirmReset'),
+    totpRemoved: t('account.totpRemoved'),
+    totpLastFactor: t('account.totpLastFactor'),
+    recoveryNone: t('account.recoveryNone'),
+    recoveryUnused: t('account.recoveryUnused'),
+    recoveryGenerate: t('account.recoveryGenerate'),
+    recoveryRegenerate: t('account.recoveryRegenerate'),
+    recoveryConfirmRegenerate: t('account.recoveryConfirmRegenerate'),
   },
 })}`,
   });

@@ -18,6 +18,8 @@ export function loginPage(o: { lang: Lang; t: Translate; currentUrl: string; ret
   <p id="status" class="status" role="status" aria-live="polite"></p>
 </form>
 <p class="hint">${t('login.phoneHint')}</p>
+<p><a id="totp-login-link" href="/.kanmon/login/totp?return=${encodeURIComponent(o.returnTo)}">${t('login.useTotp')}</a></p>
+<p><a id="recovery-login-link" href="/.kanmon/login/recovery">${t('login.useRecovery')}</a></p>
 ${dataBlock({
   returnTo: o.returnTo,
   messages: {

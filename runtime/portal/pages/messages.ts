@@ -22,9 +22,14 @@ export function messagePage(o: Base & { titleKey: MessageKey; bodyKey: MessageKe
 export function stepUpPage(o: Base & { alternatives: readonly (readonly Factor[])[]; loginHref: string }): string {
   const { t } = o;
   const items = o.alternatives.map((alt) => html`<li>${alt.map((f) => t(`factor.${f}` as MessageKey)).join(t('factor.and'))}</li>`);
+  // The login page signs in with a passkey (and links the other ways); where a route takes an
+  // authenticator app code, that page is offered directly too. Both keep the return path.
+  const otpHref = o.alternatives.some((alt) => alt.includes('otp')) ? o.loginHref.replace('/.kanmon/login?', '/.kanmon/login/totp?') : undefined;
   return page({
     ...o,
     title: t('stepup.title'),
-    body: html`<p>${t('stepup.body')}</p><ul>${items}</ul><p><a class="button primary" href="${o.loginHref}">${t('common.signIn')}</a></p>`,
+    body: html`<p>${t('stepup.body')}</p><ul>${items}</ul><p><a id="step-up-sign-in" class="button primary" href="${o.loginHref}">${t('common.signIn')}</a>${
+      otpHref ? html` <a id="step-up-totp" class="button" href="${otpHref}">${t('stepup.useTotp')}</a>` : ''
+    }</p>`,
   });
 }
