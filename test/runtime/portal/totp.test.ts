@@ -202,6 +202,24 @@ describe('signing in with an authenticator app code', () => {
   });
 });
 
+describe('both languages', () => {
+  it('serves the setup and sign-in pages in Japanese from Accept-Language', async () => {
+    const ja = { headers: { 'accept-language': 'ja-JP,ja;q=0.9' } };
+    const login = await h.get('/.kanmon/login/totp', ja);
+    expect(login.text).toContain('<html lang="ja">');
+    expect(login.text).toContain('<h1>認証アプリでサインイン</h1>');
+    expect((await h.get('/.kanmon/login/recovery', ja)).text).toContain('<h1>リカバリーコードでサインイン</h1>');
+    const user = await h.app.services.users.addUser({ username: 'nihongo' });
+    const cookie = await h.sessionCookie(user);
+    await h.post('/.kanmon/api/account/totp/enroll', {}, { cookie });
+    const setup = await h.get('/.kanmon/account/totp', { cookie, ...ja });
+    expect(setup.text).toContain('<h1>認証アプリの設定</h1>');
+    expect(setup.text).toContain('時間ベースのアカウントを追加して次のキーを入力してください');
+    const failed = await h.post('/.kanmon/api/login/totp', { username: 'nihongo', code: '000000' }, ja);
+    expect(failed.json().message).toBe('ユーザー名またはコードが正しくないか、そのコードはすでに使われています。もう一度お試しください。');
+  });
+});
+
 describe('unknown and known users are treated alike', () => {
   it('gives the same status and body, after the same verification work', async () => {
     await userWithTotp('known');
