@@ -114,6 +114,23 @@ export interface Session {
   readonly absoluteExpiresAt: number;
   readonly ip: string;
   readonly userAgent: string;
+  /**
+   * The passkey that proved the 'passkey' factor of this session, when one did: the evidence
+   * device-bound and AAGUID-allowlist policies are checked against. Absent for sessions started
+   * by other factors, and for sessions written before this field existed (which then never
+   * satisfy a device-bound rule).
+   */
+  readonly passkey?: SessionPasskey;
+}
+
+/** What a session remembers of the passkey that signed it in. */
+export interface SessionPasskey {
+  readonly credentialId: string;
+  /** BE = 0 at registration (WebAuthn §6.1.3): the private key cannot leave the authenticator. */
+  readonly deviceBound: boolean;
+  readonly aaguid: string;
+  /** The credential's attestation verified and chained to a trusted root, so the AAGUID is proven. */
+  readonly attested: boolean;
 }
 
 export interface SessionStore {

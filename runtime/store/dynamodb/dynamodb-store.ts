@@ -36,6 +36,7 @@ import type {
   RecoveryCodeSet,
   RecoveryCodeStore,
   Session,
+  SessionPasskey,
   SessionStore,
   SigningKey,
   SigningKeyStore,
@@ -707,7 +708,36 @@ function sessionFromItem(item: Item): Session {
     absoluteExpiresAt: readN(item, 'absoluteExpiresAt'),
     ip: readS(item, 'ip'),
     userAgent: readS(item, 'userAgent'),
+    ...(item.passkey === undefined ? {} : { passkey: sessionPasskeyFromItem(item) }),
   };
+}
+
+/** The session's passkey evidence is one map attribute, written and read whole. */
+function sessionPasskeyItem(passkey: SessionPasskey): AttributeValue {
+  return {
+    M: {
+      credentialId: str(passkey.credentialId),
+      deviceBound: bool(passkey.deviceBound),
+      aaguid: str(passkey.aaguid),
+      attested: bool(passkey.attested),
+    },
+  };
+}
+
+function sessionPasskeyFromItem(item: Item): SessionPasskey {
+  const map = item.passkey?.M;
+  if (map === undefined) throw malformed(item, 'passkey');
+  const inner = map as Item;
+  try {
+    return {
+      credentialId: readS(inner, 'credentialId'),
+      deviceBound: readBool(inner, 'deviceBound'),
+      aaguid: readS(inner, 'aaguid'),
+      attested: readBool(inner, 'attested'),
+    };
+  } catch {
+    throw malformed(item, 'passkey');
+  }
 }
 
 class DynamoSessionStore implements SessionStore {
@@ -728,6 +758,7 @@ class DynamoSessionStore implements SessionStore {
       absoluteExpiresAt: num(session.absoluteExpiresAt),
       ip: str(session.ip),
       userAgent: str(session.userAgent),
+      ...(session.passkey ? { passkey: sessionPasskeyItem(session.passkey) } : {}),
     };
     if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('session already exists');
   }

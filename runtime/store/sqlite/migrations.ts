@@ -162,6 +162,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX login_throttles_by_expiry ON login_throttles (expires_at);
     `,
   },
+  {
+    version: 3,
+    description: 'device evidence in sessions: the passkey that signed the session in',
+    sql: `
+      -- JSON {credentialId, deviceBound, aaguid, attested}; nullable, so sessions started before
+      -- this version (or by other factors) read back without it.
+      ALTER TABLE sessions ADD COLUMN passkey_json TEXT;
+    `,
+  },
 ];
 
 /** Brings the database up to the newest schema; each step commits together with its version bump. */

@@ -28,6 +28,7 @@ import type {
   RecoveryCodeSet,
   RecoveryCodeStore,
   Session,
+  SessionPasskey,
   SessionStore,
   SigningKey,
   SigningKeyStore,
@@ -462,9 +463,11 @@ interface SessionRow {
   absolute_expires_at: number;
   ip: string;
   user_agent: string;
+  passkey_json: string | null;
 }
 
 function sessionFromRow(row: SessionRow): Session {
+  const passkey = row.passkey_json === null ? undefined : parseSessionPasskey(row.passkey_json);
   return {
     id: row.id,
     userId: row.user_id,
@@ -474,7 +477,17 @@ function sessionFromRow(row: SessionRow): Session {
     absoluteExpiresAt: row.absolute_expires_at,
     ip: row.ip,
     userAgent: row.user_agent,
+    ...(passkey ? { passkey } : {}),
   };
+}
+
+/** Only the four known fields, with their types checked, so a damaged row cannot widen a session's evidence. */
+function parseSessionPasskey(json: string): SessionPasskey | undefined {
+  const v = JSON.parse(json) as Record<string, unknown>;
+  if (typeof v.credentialId !== 'string' || typeof v.deviceBound !== 'boolean' || typeof v.aaguid !== 'string' || typeof v.attested !== 'boolean') {
+    throw new StoreError('session row has a malformed passkey_json');
+  }
+  return { credentialId: v.credentialId, deviceBound: v.deviceBound, aaguid: v.aaguid, attested: v.attested };
 }
 
 class SqliteSessionStore implements SessionStore {
@@ -487,8 +500,8 @@ class SqliteSessionStore implements SessionStore {
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
-      `INSERT INTO sessions (id, user_id, auth_methods_json, created_at, last_seen_at, absolute_expires_at, ip, user_agent)
-       VALUES (@id, @userId, @authMethods, @createdAt, @lastSeenAt, @absoluteExpiresAt, @ip, @userAgent)`,
+      `INSERT INTO sessions (id, user_id, auth_methods_json, created_at, last_seen_at, absolute_expires_at, ip, user_agent, passkey_json)
+       VALUES (@id, @userId, @authMethods, @createdAt, @lastSeenAt, @absoluteExpiresAt, @ip, @userAgent, @passkeyJson)`,
     );
     this.byId = db.prepare('SELECT * FROM sessions WHERE id = ?');
     // The WHERE clause keeps a late, out-of-order touch from moving lastSeenAt backwards.
@@ -502,7 +515,14 @@ class SqliteSessionStore implements SessionStore {
   create(session: Session): Promise<void> {
     return run(() => {
       try {
-        this.insert.run({ ...session, authMethods: JSON.stringify(session.authMethods) });
+        const { passkey, ...fields } = session;
+        this.insert.run({
+          ...fields,
+          authMethods: JSON.stringify(session.authMethods),
+          passkeyJson: passkey
+            ? JSON.stringify({ credentialId: passkey.credentialId, deviceBound: passkey.deviceBound, aaguid: passkey.aaguid, attested: passkey.attested })
+            : null,
+        });
       } catch (err) {
         if (isConstraint(err, 'sessions.id')) throw new StoreError('session already exists');
         throw err;

@@ -429,6 +429,34 @@ export function describeStoreConformance(
         expect(await store.sessions.get(randomId(32))).toBeUndefined();
       });
 
+      it('round-trips the passkey that signed the session in, through get and listByUser', async () => {
+        const userId = randomId();
+        const bound = makeSession(userId, {
+          authMethods: ['passkey', 'hwk'],
+          passkey: { credentialId: randomId(), deviceBound: true, aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8', attested: true },
+        });
+        const synced = makeSession(userId, {
+          createdAt: T0 + 1,
+          authMethods: ['passkey', 'swk'],
+          passkey: { credentialId: randomId(), deviceBound: false, aaguid: '00000000-0000-0000-0000-000000000000', attested: false },
+        });
+        await store.sessions.create(bound);
+        await store.sessions.create(synced);
+        expect(await store.sessions.get(bound.id)).toEqual(bound);
+        expect(await store.sessions.get(synced.id)).toEqual(synced);
+        expect(await store.sessions.listByUser(userId)).toEqual([bound, synced]);
+        await store.sessions.touch(bound.id, T0 + 5);
+        expect(await store.sessions.get(bound.id)).toEqual({ ...bound, lastSeenAt: T0 + 5 });
+      });
+
+      it('leaves the passkey evidence absent for a session started by another factor', async () => {
+        const session = makeSession(randomId(), { authMethods: ['otp'] });
+        await store.sessions.create(session);
+        const stored = await store.sessions.get(session.id);
+        expect(stored).toEqual(session);
+        expect(stored && 'passkey' in stored).toBe(false);
+      });
+
       it('moves lastSeenAt forward and never back', async () => {
         const session = makeSession(randomId());
         await store.sessions.create(session);

@@ -116,6 +116,34 @@ describe('sqlite store specifics', () => {
     }
   });
 
+  it('upgrades a version-2 file in place; an old session reads back without passkey evidence', async () => {
+    const file = freshFile();
+    mkdirSync(dirname(file), { recursive: true });
+    const v2 = new Database(file);
+    migrate(v2, MIGRATIONS.filter((m) => m.version <= 2));
+    v2.prepare(
+      `INSERT INTO sessions (id, user_id, auth_methods_json, created_at, last_seen_at, absolute_expires_at, ip, user_agent)
+       VALUES ('s-1', 'u1', '["passkey"]', 10, 11, 20, '192.0.2.1', 'ua')`,
+    ).run();
+    v2.close();
+
+    const store = await openSqliteStore({ file });
+    try {
+      expect(await store.sessions.get('s-1')).toEqual({
+        id: 's-1',
+        userId: 'u1',
+        authMethods: ['passkey'],
+        createdAt: 10,
+        lastSeenAt: 11,
+        absoluteExpiresAt: 20,
+        ip: '192.0.2.1',
+        userAgent: 'ua',
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('shares step marks, throttles and recovery codes between two connections to one file', async () => {
     // The server and the CLI open the same file; each is a separate connection.
     const file = freshFile();
