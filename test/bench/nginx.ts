@@ -61,7 +61,7 @@ http {
 `;
 }
 
-export async function startNginx(binary: string, o: NginxOptions): Promise<{ stop(): Promise<void> }> {
+export async function startNginx(binary: string, o: NginxOptions): Promise<{ pid: number | undefined; stop(): Promise<void> }> {
   const conf = join(o.dir, 'nginx.conf');
   writeFileSync(conf, nginxConfig(o));
   const child = spawn('taskset', ['-c', String(o.cpu), binary, '-p', o.dir, '-e', join(o.dir, 'nginx-error.log'), '-c', conf], {
@@ -79,7 +79,7 @@ export async function startNginx(binary: string, o: NginxOptions): Promise<{ sto
     await new Promise((r) => setTimeout(r, 100));
   }
   // SIGQUIT is nginx's graceful stop: the master takes its worker down with it.
-  return { stop: () => stopChild(child, 'SIGQUIT') };
+  return { pid: child.pid, stop: () => stopChild(child, 'SIGQUIT') };
 }
 
 function accepts(port: number): Promise<boolean> {
