@@ -105,6 +105,11 @@ export interface WebAuthnConfig {
   readonly challengeTtlSeconds: number;
   /** A FIDO Metadata Service BLOB (JWT) on disk, to name authenticators and check their status; never fetched at run time. */
   readonly mdsBlobFile?: string;
+  /**
+   * PEM certificate(s) the BLOB's signing chain must end at, for a private metadata service.
+   * @default the FIDO Alliance's roots (GlobalSign Root CA - R3 and Root R46), built in
+   */
+  readonly mdsRootCertFile?: string;
 }
 
 export interface SessionConfig {
@@ -345,7 +350,7 @@ export function validateConfig(input: unknown): ValidationResult {
   }
 
   const w = asSection(root.webauthn, 'webauthn', errors);
-  rejectUnknown(w, ['rpId', 'rpName', 'origins', 'userVerification', 'challengeTtlSeconds', 'mdsBlobFile'], 'webauthn', errors);
+  rejectUnknown(w, ['rpId', 'rpName', 'origins', 'userVerification', 'challengeTtlSeconds', 'mdsBlobFile', 'mdsRootCertFile'], 'webauthn', errors);
   const originHost = safeHostname(publicOrigin);
   const rpId = str(w, 'rpId', 'webauthn', errors, originHost, { nonEmpty: true });
   if (rpId && !HOST_NAME.test(rpId)) errors.push(`webauthn: option 'rpId' must be a host name, got ${show(rpId)}`);
@@ -365,6 +370,9 @@ export function validateConfig(input: unknown): ValidationResult {
   };
   const mdsBlobFile = optStr(w, 'mdsBlobFile', 'webauthn', errors);
   if (mdsBlobFile) Object.assign(webauthn, { mdsBlobFile });
+  const mdsRootCertFile = optStr(w, 'mdsRootCertFile', 'webauthn', errors);
+  if (mdsRootCertFile && !mdsBlobFile) errors.push(`webauthn: option 'mdsRootCertFile' needs 'mdsBlobFile', got only ${show(mdsRootCertFile)}`);
+  if (mdsRootCertFile) Object.assign(webauthn, { mdsRootCertFile });
 
   const ss = asSection(root.session, 'session', errors);
   rejectUnknown(ss, ['idleTimeoutSeconds', 'absoluteTimeoutSeconds', 'cacheSeconds', 'cacheMaxEntries'], 'session', errors);
@@ -420,6 +428,16 @@ export function validateConfig(input: unknown): ValidationResult {
   }
 
   const routes = validateRoutes(root.routes, errors);
+  // A route's timeouts can only tighten the global ones: the session ends at the global limits anyway.
+  routes.forEach((r, i) => {
+    const { idleTimeoutSeconds: idle, absoluteTimeoutSeconds: absolute } = r.policy;
+    if (idle !== undefined && idle > session.idleTimeoutSeconds) {
+      errors.push(`routes[${i}].policy: option 'idleTimeoutSeconds' may only tighten session.idleTimeoutSeconds (${session.idleTimeoutSeconds}), got ${idle}`);
+    }
+    if (absolute !== undefined && absolute > session.absoluteTimeoutSeconds) {
+      errors.push(`routes[${i}].policy: option 'absoluteTimeoutSeconds' may only tighten session.absoluteTimeoutSeconds (${session.absoluteTimeoutSeconds}), got ${absolute}`);
+    }
+  });
   if (tls.source === 'offloaded') {
     for (const r of routes) {
       if (r.policy.factors.some((alt) => alt.includes('mtls'))) {

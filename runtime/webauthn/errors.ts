@@ -30,6 +30,8 @@ export type CeremonyFailureReason =
   | 'signature-invalid'
   | 'user-disabled'
   | 'user-unknown'
+  /** The authenticator model is refused: revoked or compromised in the metadata, or not what policy needs. */
+  | 'authenticator-refused'
   /** Anything else the verifier refused (attestation statement, key algorithm, …). */
   | 'verification-failed';
 
@@ -52,6 +54,7 @@ export const CEREMONY_FAILURE_REASONS: readonly CeremonyFailureReason[] = [
   'signature-invalid',
   'user-disabled',
   'user-unknown',
+  'authenticator-refused',
   'verification-failed',
 ];
 

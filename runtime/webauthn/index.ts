@@ -26,3 +26,6 @@ export {
   type ParsedAuthenticationResponse,
 } from './response-shape.js';
 export { authenticatorName, ZERO_AAGUID } from './aaguids.js';
+export { AuthenticatorMetadata, type AuthenticatorStatus, type MetadataSource } from './authenticator-metadata.js';
+export { judgeAttestation, type AttestationVerdict } from './attestation-trust.js';
+export { MetadataBlobError, verifyMetadataBlob, REFUSED_STATUSES, type MetadataEntry, type VerifiedMetadataBlob } from './metadata-blob.js';

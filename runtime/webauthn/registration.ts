@@ -12,6 +12,8 @@ import {
 
 import type { Challenge, PasskeyCredential } from '../store/types.js';
 import { authenticatorName } from './aaguids.js';
+import { judgeAttestation } from './attestation-trust.js';
+import type { AuthenticatorMetadata } from './authenticator-metadata.js';
 import {
   checkClientData,
   clock,
@@ -34,6 +36,13 @@ export interface StartPasskeyRegistrationInput {
   /** Small JSON kept with the challenge and handed back at verification. */
   readonly data?: string;
   readonly authenticatorAttachment?: 'platform' | 'cross-platform';
+  /**
+   * WebAuthn L3 §5.4 hints: which UI the browser should lead with ('security-key' for a USB/NFC
+   * key, 'hybrid' for a phone's QR code, 'client-device' for this device's own authenticator).
+   */
+  readonly hints?: readonly ('security-key' | 'client-device' | 'hybrid')[];
+  /** 'direct' when an AAGUID allowlist must later be proven by the attestation (§5.4.7). @default 'none' */
+  readonly attestation?: 'none' | 'direct';
 }
 
 export interface VerifyPasskeyRegistrationInput {
@@ -45,6 +54,8 @@ export interface VerifyPasskeyRegistrationInput {
   readonly userId: string;
   /** The label the user gave; when empty, the authenticator's name is used. */
   readonly name: string;
+  /** Names, attestation roots and status reports of authenticator models. @default built-in names only */
+  readonly metadata?: AuthenticatorMetadata;
 }
 
 export interface VerifiedPasskeyRegistration {
@@ -52,6 +63,8 @@ export interface VerifiedPasskeyRegistration {
   readonly credential: PasskeyCredential;
   /** The consumed challenge, for its `data`. */
   readonly challenge: Challenge;
+  /** Why the attestation is or is not trusted, for the audit event. */
+  readonly attestationDetail: string;
 }
 
 /** WebAuthn §5.4.3: user.id is at most 64 bytes. */
@@ -81,7 +94,7 @@ export async function startPasskeyRegistration(
     userDisplayName: input.user.displayName,
     challenge: newChallengeBytes(),
     timeout: deps.rp.challengeTtlSeconds * 1000,
-    attestationType: 'none',
+    attestationType: input.attestation ?? 'none',
     excludeCredentials: input.existing.map((credential) => ({
       id: credential.id,
       transports: [...credential.transports],
@@ -101,7 +114,9 @@ export async function startPasskeyRegistration(
     subject: input.subject,
     ...(input.data !== undefined ? { data: input.data } : {}),
   });
-  return options;
+  // Set here rather than through the library's preferredAuthenticatorType, which cannot say
+  // "no attachment, hint hybrid" (a phone's QR code without ruling out other choices).
+  return input.hints && input.hints.length > 0 ? { ...options, hints: [...input.hints] } : options;
 }
 
 export async function verifyPasskeyRegistration(
@@ -155,7 +170,17 @@ export async function verifyPasskeyRegistration(
     );
   }
 
-  const name = input.name.trim() || authenticatorName(info.aaguid) || 'Passkey';
+  const now = clock(deps);
+  // FIDO MDS3 §3.1.4: a model whose status report says it is revoked or compromised gets no new credential.
+  const status = input.metadata?.statusOf(info.aaguid);
+  if (status?.refused) {
+    throw new CeremonyError('authenticator-refused', `authenticator model ${info.aaguid} has metadata status ${status.status}`);
+  }
+  const attestation = input.metadata
+    ? judgeAttestation({ format: info.fmt, attestationObject: info.attestationObject, aaguid: info.aaguid, metadata: input.metadata, now })
+    : { format: info.fmt, trusted: false, detail: 'no metadata configured' };
+
+  const name = input.name.trim() || input.metadata?.nameOf(info.aaguid) || authenticatorName(info.aaguid) || 'Passkey';
   const credential: PasskeyCredential = {
     id: info.credential.id,
     userId: input.userId,
@@ -167,7 +192,9 @@ export async function verifyPasskeyRegistration(
     backedUp: info.credentialBackedUp,
     aaguid: info.aaguid,
     name,
-    createdAt: clock(deps),
+    createdAt: now,
+    attestationFormat: attestation.format,
+    attestationTrusted: attestation.trusted,
   };
-  return { credential, challenge };
+  return { credential, challenge, attestationDetail: attestation.detail };
 }

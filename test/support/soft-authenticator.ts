@@ -2,7 +2,8 @@
  * A software WebAuthn authenticator plus the browser's part of the ceremony, for tests.
  *
  * It holds real P-256 keys (node:crypto), builds real authenticator data (WebAuthn §6.1) and a
- * real 'none' attestation object (§8.7) in CBOR encoded here, signs assertions over
+ * real 'none' attestation object (§8.7), or a 'packed' one (§8.2) when given an attestation
+ * certificate and the options ask for attestation, in CBOR encoded here, signs assertions over
  * authenticatorData || SHA-256(clientDataJSON) (§6.3.3), and returns the JSON a browser's
  * PublicKeyCredential.toJSON() would post. Every field a hostile or broken client could get
  * wrong has a knob, so each verification rule can be tested with a real, signed response.
@@ -104,6 +105,13 @@ export interface SoftAuthenticatorOptions {
   readonly transports?: readonly string[];
   /** @default 'platform' */
   readonly attachment?: 'platform' | 'cross-platform';
+  /**
+   * An attestation certificate chain (DER, leaf first) and the leaf's key: registration then
+   * answers options with attestation 'direct' or 'enterprise' with a full 'packed' statement
+   * (§8.2), as a security key does. Options asking for 'none' still get 'none', as a browser
+   * strips the attestation then.
+   */
+  readonly attestation?: { readonly certificates: readonly Uint8Array[]; readonly privateKey: KeyObject };
 }
 
 /** Ways to make one response wrong. Unset knobs give what a correct browser would send. */
@@ -134,6 +142,13 @@ export interface RegistrationKnobs extends CommonKnobs {
   readonly claimedCredentialId?: string;
   /** The credential id to create (base64url); random 16 bytes by default. */
   readonly credentialId?: string;
+  /**
+   * Which attestation to send whatever the options ask: 'packed' needs `attestation` in the
+   * constructor; 'packed-self' signs with the new credential's own key (§8.2 self attestation).
+   */
+  readonly attestationFormat?: 'none' | 'packed' | 'packed-self';
+  /** Flip one bit of the attestation signature. */
+  readonly flipAttestationSignature?: boolean;
 }
 
 export interface AssertionKnobs extends CommonKnobs {
@@ -161,7 +176,8 @@ export class SoftAuthenticator {
   readonly origin: string;
   readonly aaguid: string;
   readonly credentials = new Map<string, SoftCredential>();
-  private readonly opts: Required<Omit<SoftAuthenticatorOptions, 'origin' | 'aaguid'>>;
+  private readonly opts: Required<Omit<SoftAuthenticatorOptions, 'origin' | 'aaguid' | 'attestation'>>;
+  private readonly attestation: SoftAuthenticatorOptions['attestation'];
 
   constructor(options: SoftAuthenticatorOptions = {}) {
     this.origin = options.origin ?? 'https://kanmon.example';
@@ -174,6 +190,7 @@ export class SoftAuthenticator {
       transports: options.transports ?? ['internal', 'hybrid'],
       attachment: options.attachment ?? 'platform',
     };
+    this.attestation = options.attestation;
   }
 
   /** navigator.credentials.create({ publicKey: options }) followed by .toJSON(). */
@@ -213,14 +230,30 @@ export class SoftAuthenticator {
     const attested = concat(uuidBytes(this.aaguid), idLength, credentialIdBytes, coseKey);
     const authData = this.authenticatorData(rpId, knobs, counter, FLAGS.AT, attested);
 
+    const clientDataJSON = this.clientDataJSON('webauthn.create', options.challenge, knobs);
+    const asked = options.attestation ?? 'none';
+    const format = knobs.attestationFormat ?? (this.attestation && asked !== 'none' ? 'packed' : 'none');
+    let attStmt = new Map<CborValue, CborValue>();
+    if (format !== 'none') {
+      // §8.2 signing procedure: sign authenticatorData || clientDataHash with the attestation
+      // key (full attestation, with x5c) or the credential key (self attestation, without).
+      if (format === 'packed' && !this.attestation) throw new Error('packed attestation needs an attestation certificate');
+      const signer = format === 'packed' ? this.attestation!.privateKey : privateKey;
+      const sig = new Uint8Array(sign('sha256', concat(authData, sha256(clientDataJSON)), signer));
+      if (knobs.flipAttestationSignature) sig[sig.length - 1]! ^= 0x01;
+      attStmt = new Map<CborValue, CborValue>([
+        ['alg', -7],
+        ['sig', sig],
+        ...(format === 'packed' ? ([['x5c', [...this.attestation!.certificates]]] as Array<[CborValue, CborValue]>) : []),
+      ]);
+    }
     const attestationObject = encodeCbor(
       new Map<CborValue, CborValue>([
-        ['fmt', 'none'],
-        ['attStmt', new Map()],
+        ['fmt', format === 'none' ? 'none' : 'packed'],
+        ['attStmt', attStmt],
         ['authData', authData],
       ]),
     );
-    const clientDataJSON = this.clientDataJSON('webauthn.create', options.challenge, knobs);
 
     this.credentials.set(credentialId, {
       id: credentialId,

@@ -144,4 +144,26 @@ describe('config for fallback factors and stronger routes', () => {
       expect.arrayContaining([expect.stringContaining('group name must have no spaces'), expect.stringContaining("'aaguidAllowlist[0]' must be an AAGUID"), expect.stringContaining("'idleTimeoutSeconds' must be an integer from 60")]),
     );
   });
+
+  it('lets route timeouts only tighten the global ones', () => {
+    const bad = validateConfig({
+      session: { idleTimeoutSeconds: 600, absoluteTimeoutSeconds: 3600 },
+      routes: [
+        { id: 'a', upstream: 'http://x:1', policy: { idleTimeoutSeconds: 900 } },
+        { id: 'b', match: { pathPrefix: '/b' }, upstream: 'http://x:1', policy: { absoluteTimeoutSeconds: 7200, idleTimeoutSeconds: 600 } },
+      ],
+    });
+    expect(bad.ok ? [] : bad.errors).toEqual([
+      "routes[0].policy: option 'idleTimeoutSeconds' may only tighten session.idleTimeoutSeconds (600), got 900",
+      "routes[1].policy: option 'absoluteTimeoutSeconds' may only tighten session.absoluteTimeoutSeconds (3600), got 7200",
+    ]);
+  });
+
+  it('reads the metadata BLOB file and its optional private root, which needs the BLOB', () => {
+    const c = parseConfig({ webauthn: { mdsBlobFile: '/etc/kanmon/mds.jwt', mdsRootCertFile: '/etc/kanmon/mds-root.pem' } });
+    expect(c.webauthn).toMatchObject({ mdsBlobFile: '/etc/kanmon/mds.jwt', mdsRootCertFile: '/etc/kanmon/mds-root.pem' });
+    expect(parseConfig({}).webauthn.mdsRootCertFile).toBeUndefined();
+    const bad = validateConfig({ webauthn: { mdsRootCertFile: '/etc/kanmon/mds-root.pem' } });
+    expect(bad.ok ? [] : bad.errors).toEqual([`webauthn: option 'mdsRootCertFile' needs 'mdsBlobFile', got only "/etc/kanmon/mds-root.pem"`]);
+  });
 });
