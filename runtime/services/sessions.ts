@@ -1,14 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
-import type { Session, Store, User } from '../store/types.js';
+import type { Session, SessionPasskey, Store, User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
+import { withPasskeyAmr } from './passkey-evidence.js';
 import { CLI_CONTEXT, type RequestContext } from './request-context.js';
 
 /** `__Host-` pins the cookie to this host, path "/" and Secure (RFC 6265bis §4.1.3.2). */
 export const SESSION_COOKIE = '__Host-kanmon-session';
 
-/** A session the hot path may use: the stored session with its user, both current within the cache bound. */
+/**
+ * A session the hot path may use: the stored session with its user, both current within the
+ * cache bound. `session.lastSeenAt` is the activity before the current request, so per-route
+ * idle limits measure the gap this request ends.
+ */
 export interface ActiveSession {
   readonly session: Session;
   readonly user: User;
@@ -43,36 +48,51 @@ export class SessionService {
     private readonly config: SessionConfig,
     private readonly audit: AuditLog,
     private readonly now: () => number = Date.now,
+    /** The shortest idle limit anywhere (a route's may be tighter than the global one). @default config.idleTimeoutSeconds */
+    tightestIdleSeconds: number = config.idleTimeoutSeconds,
   ) {
-    this.touchEveryMs = Math.min(60_000, (config.idleTimeoutSeconds * 1000) / 10);
+    // A tenth of the tightest idle limit, so that limit is measured to within 10 %.
+    this.touchEveryMs = Math.min(60_000, (Math.min(tightestIdleSeconds, config.idleTimeoutSeconds) * 1000) / 10);
   }
 
   /**
    * Starts a new session: always a fresh id (session fixation defence, regenerated at every
    * login), and the session the browser had before, if any, is ended.
+   *
+   * `evidence.passkey` is the passkey that proved the 'passkey' factor now; the RFC 8176 'hwk' or
+   * 'swk' method is added from it. A step-up by another factor that carries 'passkey' over from
+   * the user's previous session carries that session's passkey evidence with it.
    */
   async start(
     user: User,
     authMethods: readonly string[],
     context: RequestContext,
     previousToken?: string,
+    evidence: { readonly passkey?: SessionPasskey } = {},
   ): Promise<{ token: string; cookie: string; setCookie: string; session: Session }> {
+    let passkey = evidence.passkey;
     if (previousToken && TOKEN_SHAPE.test(previousToken)) {
       const oldId = sessionIdFromToken(previousToken);
+      if (!passkey && authMethods.includes('passkey')) {
+        const previous = await this.store.sessions.get(oldId);
+        if (previous && previous.userId === user.id && previous.authMethods.includes('passkey')) passkey = previous.passkey;
+      }
       await this.store.sessions.delete(oldId);
       this.cache.delete(oldId);
     }
     const token = randomBytes(32).toString('base64url');
     const time = this.now();
+    const methods = withPasskeyAmr([...new Set(authMethods)], passkey);
     const session: Session = {
       id: sessionIdFromToken(token),
       userId: user.id,
-      authMethods: [...new Set(authMethods)],
+      authMethods: methods,
       createdAt: time,
       lastSeenAt: time,
       absoluteExpiresAt: time + this.config.absoluteTimeoutSeconds * 1000,
       ip: context.ip,
       userAgent: context.userAgent.slice(0, 512),
+      ...(passkey && methods.includes('passkey') ? { passkey } : {}),
     };
     await this.store.sessions.create(session);
     this.remember(session.id, { session, user });
@@ -110,7 +130,7 @@ export class SessionService {
       this.remember(id, touched, this.cache.get(id)?.fetchedAt ?? time);
       // Not awaited: the request need not wait for bookkeeping; a lost touch only shortens idle life.
       this.store.sessions.touch(id, time).catch(() => undefined);
-      active = touched;
+      // The caller gets the session as it was before this request (see ActiveSession).
     }
     return active;
   }

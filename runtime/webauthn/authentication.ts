@@ -104,6 +104,12 @@ export async function verifyPasskeyAuthentication(
     );
   }
 
+  // FIDO MDS3 §3.1.4: a model reported revoked or compromised after registration no longer signs in.
+  const status = deps.metadata?.statusOf(credential.aaguid);
+  if (status?.refused) {
+    throw new CeremonyError('authenticator-refused', `credential ${describeId(credential.id)} is of authenticator model ${credential.aaguid}, whose metadata status is ${status.status}`);
+  }
+
   checkSignatureFormat(credential, parsed.signature);
 
   let verification: VerifiedAuthenticationResponse;

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { WebAuthnConfig } from '../config/schema.js';
 import type { Ceremony, Challenge, Store } from '../store/types.js';
+import type { AuthenticatorMetadata } from './authenticator-metadata.js';
 import { CeremonyError } from './errors.js';
 import type { ClientData } from './response-shape.js';
 
@@ -14,6 +15,11 @@ export interface CeremonyDeps {
   readonly rp: WebAuthnConfig;
   /** Epoch milliseconds; injectable so tests can move time. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Names, attestation roots and status reports of authenticator models (FIDO MDS3): models
+   * reported revoked or compromised can neither register nor sign in. @default built-in names only
+   */
+  readonly metadata?: AuthenticatorMetadata;
 }
 
 /**

@@ -54,7 +54,7 @@ export interface VerifyPasskeyRegistrationInput {
   readonly userId: string;
   /** The label the user gave; when empty, the authenticator's name is used. */
   readonly name: string;
-  /** Names, attestation roots and status reports of authenticator models. @default built-in names only */
+  /** Names, attestation roots and status reports of authenticator models. @default deps.metadata */
   readonly metadata?: AuthenticatorMetadata;
 }
 
@@ -171,16 +171,17 @@ export async function verifyPasskeyRegistration(
   }
 
   const now = clock(deps);
+  const metadata = input.metadata ?? deps.metadata;
   // FIDO MDS3 §3.1.4: a model whose status report says it is revoked or compromised gets no new credential.
-  const status = input.metadata?.statusOf(info.aaguid);
+  const status = metadata?.statusOf(info.aaguid);
   if (status?.refused) {
     throw new CeremonyError('authenticator-refused', `authenticator model ${info.aaguid} has metadata status ${status.status}`);
   }
-  const attestation = input.metadata
-    ? judgeAttestation({ format: info.fmt, attestationObject: info.attestationObject, aaguid: info.aaguid, metadata: input.metadata, now })
+  const attestation = metadata
+    ? judgeAttestation({ format: info.fmt, attestationObject: info.attestationObject, aaguid: info.aaguid, metadata, now })
     : { format: info.fmt, trusted: false, detail: 'no metadata configured' };
 
-  const name = input.name.trim() || input.metadata?.nameOf(info.aaguid) || authenticatorName(info.aaguid) || 'Passkey';
+  const name = input.name.trim() || metadata?.nameOf(info.aaguid) || authenticatorName(info.aaguid) || 'Passkey';
   const credential: PasskeyCredential = {
     id: info.credential.id,
     userId: input.userId,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Store } from '../../../runtime/store/types.js';
 import { AuthenticatorMetadata } from '../../../runtime/webauthn/authenticator-metadata.js';
+import { startPasskeyAuthentication, verifyPasskeyAuthentication } from '../../../runtime/webauthn/authentication.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration } from '../../../runtime/webauthn/registration.js';
 import { createTestCa, createTestMetadataService, issueAttestationCertificate, type TestCa, type TestLeaf } from '../../support/attestation-ca.js';
 import { SoftAuthenticator, type RegistrationKnobs } from '../../support/soft-authenticator.js';
@@ -182,5 +183,25 @@ describe('attestation verification and trust', () => {
     );
     expect(err.message).toContain('REVOKED');
     await expectCeremonyError(register(securityKey(REVOKED), { metadata, attestation: 'none' }), 'authenticator-refused');
+  });
+
+  it('refuses a sign-in with a credential of a model reported revoked after it registered', async () => {
+    // Registered while no metadata said anything against the model.
+    const key = securityKey(REVOKED);
+    const user = await createUser(store);
+    const plain = depsWith(store);
+    const options = await startPasskeyRegistration(plain, { user, subject: user.id, existing: [] });
+    const { credential } = await verifyPasskeyRegistration(plain, { response: key.register(options), subject: user.id, userId: user.id, name: 'k' });
+    await store.credentials.create(credential);
+
+    const withMetadata = { ...plain, metadata };
+    const request = await startPasskeyAuthentication(withMetadata, {});
+    const err = await expectCeremonyError(verifyPasskeyAuthentication(withMetadata, { response: key.authenticate(request) }), 'authenticator-refused');
+    expect(err.message).toContain('REVOKED');
+    // The counter did not move: the refusal came before the use was recorded.
+    expect((await store.credentials.get(credential.id))!.counter).toBe(credential.counter);
+    // Without that metadata the same credential still works.
+    const again = await startPasskeyAuthentication(plain, {});
+    await expect(verifyPasskeyAuthentication(plain, { response: key.authenticate(again) })).resolves.toMatchObject({ user: { id: user.id } });
   });
 });
