@@ -1,18 +1,23 @@
 /**
- * How much of the proxy's CPU went to other work during a measurement. The bench pins the
- * proxy to one core, but nothing stops unrelated processes (a build, another test run) from
- * landing there; this reports that share so a skewed row can be seen as skewed.
+ * How much of each pinned core went to other work during a measurement. The bench pins the
+ * proxy to one core and the load to the other, but nothing stops unrelated processes (a
+ * build, another test run) from landing there; this reports that share so a skewed row can
+ * be seen as skewed.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
 export interface CpuSample {
   readonly busy: number;
   readonly total: number;
-  readonly processTicks: number;
+  readonly ownTicks: number;
 }
 
-/** Jiffies of one CPU from /proc/stat plus the CPU time of a process tree, at this instant. */
-export function sampleCpu(cpu: number, pid: number | undefined): CpuSample | undefined {
+/**
+ * Jiffies of one CPU from /proc/stat, and the CPU time of the bench's own processes on it:
+ * the process trees in `pids`, plus (with `reapedChildren`) this process's finished children,
+ * which is where a completed wrk run's time ends up.
+ */
+export function sampleCpu(cpu: number, pids: readonly number[], reapedChildren = false): CpuSample | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8')
       .split('\n')
@@ -21,26 +26,33 @@ export function sampleCpu(cpu: number, pid: number | undefined): CpuSample | und
     const f = line.trim().split(/\s+/).slice(1).map(Number);
     const idle = f[3]! + (f[4] ?? 0);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total, processTicks: pid ? treeTicks(pid) : 0 };
+    let ownTicks = pids.reduce((sum, pid) => sum + treeTicks(pid), 0);
+    if (reapedChildren) ownTicks += statFields(process.pid).slice(13, 15).reduce((a, b) => a + Number(b), 0);
+    return { busy: total - idle, total, ownTicks };
   } catch {
     return undefined;
   }
 }
 
-/** Percent of the CPU's time spent busy on something other than the process tree. */
+/** Percent of the CPU's time spent busy on something other than the bench's own processes. */
 export function foreignPercent(before: CpuSample | undefined, after: CpuSample | undefined): number | undefined {
   if (!before || !after || after.total <= before.total) return undefined;
-  const foreign = after.busy - before.busy - (after.processTicks - before.processTicks);
+  const foreign = after.busy - before.busy - (after.ownTicks - before.ownTicks);
   return Math.max(0, (100 * foreign) / (after.total - before.total));
+}
+
+/** The fields of /proc/<pid>/stat after the parenthesised command name (state is field 0). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /** utime + stime of a process and its descendants (nginx's master and its worker), in clock ticks. */
 function treeTicks(pid: number): number {
   let ticks = 0;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const rest = statFields(pid);
+    // utime and stime (proc(5) fields 14 and 15).
     ticks += Number(rest[11]) + Number(rest[12]);
     for (const task of readdirSync(`/proc/${pid}/task`)) {
       const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();

@@ -11,6 +11,7 @@
  * The machine has two cores: the proxy under test gets CPU 0 alone; wrk and the upstream
  * share CPU 1. Options: --seconds N (measured, default 8), --warmup N (default 2),
  * --connections N (default 64), --rounds N (repeat, keep each case's best; default 1),
+ * --upstream nginx|node (default nginx: static files, so the shared core is not the limit),
  * --only case,case.
  */
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -21,7 +22,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { foreignPercent, sampleCpu } from './cpu-usage.js';
-import { startNginx } from './nginx.js';
+import { BODIES } from './bodies.js';
+import { proxyConfig, startNginx, staticConfig } from './nginx.js';
 import { startScript, type Pinned } from './processes.js';
 import { ensureTools, makeCertificate } from './tools.js';
 import { runWrk, type LoadResult } from './wrk.js';
@@ -29,8 +31,8 @@ import { runWrk, type LoadResult } from './wrk.js';
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const SIZES = [
-  { path: '/1k', label: '1 KiB', bytes: 1024 },
-  { path: '/100k', label: '100 KiB', bytes: 100 * 1024 },
+  { path: '/1k', label: '1 KiB', bytes: BODIES['/1k']!.length },
+  { path: '/100k', label: '100 KiB', bytes: BODIES['/100k']!.length },
 ] as const;
 const CASES = ['direct', 'nginx', 'bare', 'kanmon'] as const;
 type CaseName = (typeof CASES)[number];
@@ -44,8 +46,10 @@ interface Target {
 }
 
 interface Measurement extends LoadResult {
-  /** Share of the proxy's CPU taken by unrelated processes during the run. */
-  readonly interference?: number;
+  /** Share of the proxy's core taken by unrelated processes during the run. */
+  readonly proxyCoreLoad?: number;
+  /** Share of the load core (wrk and upstream) taken by unrelated processes during the run. */
+  readonly loadCoreLoad?: number;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -66,15 +70,28 @@ async function main(): Promise<void> {
 
   try {
     const { certFile, keyFile } = makeCertificate(dir);
-    const upstream = await startScript<{ port: number }>(LOAD_CPU, here('./upstream.ts'), [], 'upstream');
-    stops.push(upstream.stop);
-    const upstreamUrl = `http://127.0.0.1:${upstream.ready.port}`;
+    let upstreamPort: number;
+    const upstreamPids: number[] = [];
+    if (opts.upstream === 'nginx') {
+      upstreamPort = await freePort();
+      const dirOf = join(dir, 'nginx-upstream');
+      const origin = await startNginx(tools.nginx, dirOf, staticConfig(dirOf, upstreamPort, BODIES), upstreamPort, LOAD_CPU);
+      stops.push(origin.stop);
+      if (origin.pid) upstreamPids.push(origin.pid);
+    } else {
+      const origin = await startScript<{ port: number }>(LOAD_CPU, here('./upstream.ts'), [], 'upstream');
+      stops.push(origin.stop);
+      upstreamPort = origin.ready.port;
+      if (origin.child.pid) upstreamPids.push(origin.child.pid);
+    }
+    const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
 
     const targets = new Map<CaseName, Target>();
     if (opts.only.has('direct')) targets.set('direct', { url: upstreamUrl, headers: [] });
     if (opts.only.has('nginx')) {
       const port = await freePort();
-      const nginx = await startNginx(tools.nginx, { dir, port, upstreamPort: upstream.ready.port, certFile, keyFile, cpu: PROXY_CPU });
+      const dirOf = join(dir, 'nginx-proxy');
+      const nginx = await startNginx(tools.nginx, dirOf, proxyConfig(dirOf, { port, upstreamPort, certFile, keyFile }), port, PROXY_CPU);
       stops.push(nginx.stop);
       targets.set('nginx', { url: `https://127.0.0.1:${port}`, headers: [], ...(nginx.pid ? { pid: nginx.pid } : {}) });
     }
@@ -107,14 +124,20 @@ async function main(): Promise<void> {
           log(`measuring ${CASE_LABEL[name]} ${size.label}${opts.rounds > 1 ? ` (round ${round} of ${opts.rounds})` : ''} …`);
           const load = { url: `${target.url}${size.path}`, cpu: LOAD_CPU, connections: opts.connections, headers: target.headers };
           if (opts.warmup > 0) await runWrk({ ...load, seconds: opts.warmup });
-          const before = target.pid ? sampleCpu(PROXY_CPU, target.pid) : undefined;
+          const proxyPids = target.pid ? [target.pid] : [];
+          const before = [sampleCpu(PROXY_CPU, proxyPids), sampleCpu(LOAD_CPU, upstreamPids, true)] as const;
           const result = await runWrk({ ...load, seconds: opts.seconds });
-          const interference = foreignPercent(before, target.pid ? sampleCpu(PROXY_CPU, target.pid) : undefined);
+          const proxyCoreLoad = target.pid ? foreignPercent(before[0], sampleCpu(PROXY_CPU, proxyPids)) : undefined;
+          const loadCoreLoad = foreignPercent(before[1], sampleCpu(LOAD_CPU, upstreamPids, true));
           const key = `${name} ${size.path}`;
           const previous = results.get(key);
           // Over several rounds keep each case's best: interference only ever makes a run slower.
           if (!previous || result.requestsPerSecond > previous.requestsPerSecond) {
-            results.set(key, { ...result, ...(interference !== undefined ? { interference } : {}) });
+            results.set(key, {
+              ...result,
+              ...(proxyCoreLoad !== undefined ? { proxyCoreLoad } : {}),
+              ...(loadCoreLoad !== undefined ? { loadCoreLoad } : {}),
+            });
           }
         }
       }
@@ -131,7 +154,7 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
   out.push('Kanmon bench');
   out.push(
     `CPU pinning (taskset): proxy under test (nginx with 1 worker, bare forwarder, or Kanmon) alone on CPU ${PROXY_CPU}; ` +
-      `wrk (1 thread) and the upstream (node http) together on CPU ${LOAD_CPU}.`,
+      `wrk (1 thread) and the upstream (${opts.upstream === 'nginx' ? 'nginx serving static files' : 'node http'}) together on CPU ${LOAD_CPU}.`,
   );
   out.push(
     `Load: wrk, ${opts.connections} keep-alive connections, ${opts.warmup} s warm-up then ${opts.seconds} s measured per case. ` +
@@ -139,7 +162,7 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
   );
   if (busyBefore > 15) out.push(`warning: the machine was ${busyBefore.toFixed(0)}% busy before the run; other work skews these numbers.`);
   out.push('');
-  const header = ['size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}`];
+  const header = ['size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`];
   const rows: string[][] = [header];
   for (const size of SIZES) {
     const base = results.get(`nginx ${size.path}`);
@@ -156,7 +179,7 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
         r.p99.toFixed(2),
         ratio(r.p99, base?.p99),
         String(r.errors),
-        r.interference === undefined ? '-' : `${r.interference.toFixed(0)}%`,
+        `${percent(r.proxyCoreLoad)} / ${percent(r.loadCoreLoad)}`,
       ]);
       first = false;
     }
@@ -168,8 +191,15 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
   }
   out.push('');
   out.push('vs nginx: req/s as a multiple of nginx\'s (higher is better); latency as a multiple of nginx\'s (lower is better).');
-  out.push(`other load CPU ${PROXY_CPU}: CPU time other processes took on the proxy's core during that case; above a few percent the row is skewed.`);
+  out.push(
+    `other load: share of CPU ${PROXY_CPU} (proxy) and CPU ${LOAD_CPU} (wrk + upstream) that unrelated processes took during that case; ` +
+      'above a few percent the row is skewed (run again, or use --rounds).',
+  );
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function percent(value: number | undefined): string {
+  return value === undefined ? '-' : `${value.toFixed(0)}%`;
 }
 
 function ratio(value: number, base: number | undefined): string {
@@ -181,6 +211,7 @@ interface Options {
   readonly warmup: number;
   readonly connections: number;
   readonly rounds: number;
+  readonly upstream: 'nginx' | 'node';
   readonly only: ReadonlySet<CaseName>;
 }
 
@@ -189,6 +220,7 @@ function parseArgs(argv: string[]): Options {
   let warmup = 2;
   let connections = 64;
   let rounds = 1;
+  let upstream: 'nginx' | 'node' = 'nginx';
   let only = new Set<CaseName>(CASES);
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -198,16 +230,17 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--warmup' && num >= 0) warmup = num;
     else if (flag === '--connections' && Number.isInteger(num) && num > 0) connections = num;
     else if (flag === '--rounds' && Number.isInteger(num) && num > 0) rounds = num;
+    else if (flag === '--upstream' && (value === 'nginx' || value === 'node')) upstream = value;
     else if (flag === '--only' && value) {
       const names = value.split(',');
       const unknown = names.filter((n) => !(CASES as readonly string[]).includes(n));
       if (unknown.length) throw new Error(`--only takes ${CASES.join(', ')}; got ${unknown.join(', ')}`);
       only = new Set(names as CaseName[]);
     } else {
-      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
+      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--upstream nginx|node] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
     }
   }
-  return { seconds, warmup, connections, rounds, only };
+  return { seconds, warmup, connections, rounds, upstream, only };
 }
 
 async function expectBody(name: CaseName, target: Target, path: string, bytes: number): Promise<void> {

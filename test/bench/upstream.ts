@@ -1,15 +1,10 @@
 /**
- * The bench's upstream: fixed 1 KiB and 100 KiB bodies from memory, keep-alive, nothing else,
- * so that what the proxies add is what gets measured. Run as its own process (pinned by the
- * caller); prints {"port":…} on stdout once listening.
+ * The bench's Node upstream (`--upstream node`): fixed bodies from memory, keep-alive, nothing
+ * else. Run as its own process (pinned by the caller); prints {"port":…} once listening.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-export const BODIES: Readonly<Record<string, Buffer>> = {
-  '/1k': Buffer.alloc(1024, 'k'),
-  '/100k': Buffer.alloc(100 * 1024, 'c'),
-};
+import { BODIES } from './bodies.js';
 
 const server = http.createServer((req, res) => {
   const body = BODIES[req.url ?? ''];
