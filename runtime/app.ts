@@ -155,6 +155,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       clientIp,
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
+      groupPolicies: config.groups,
     });
 
     let tlsFiles: { cert: string; key: string } | undefined;

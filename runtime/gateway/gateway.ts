@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { RouteConfig } from '../config/schema.js';
+import type { GroupPolicyConfig, RouteConfig } from '../config/schema.js';
 import { readCookie } from '../http/cookies.js';
 import { nextRequestId } from '../http/request-id.js';
 import { decideAccess, type Decision } from '../policy/decide.js';
@@ -27,6 +27,10 @@ export interface GatewayDeps {
   readonly logger: Logger;
   /** Told the final status of every response, for metrics; `routeId` is 'none' when nothing matched. */
   readonly onResponse?: (routeId: string, status: number) => void;
+  /** Group rules (config.groups), e.g. device-bound passkeys for administrators. @default {} */
+  readonly groupPolicies?: Readonly<Record<string, GroupPolicyConfig>>;
+  /** Epoch ms, for per-route timeouts. @default Date.now */
+  readonly now?: () => number;
 }
 
 /**
@@ -83,7 +87,16 @@ export class Gateway {
     const active = entry && token ? await this.deps.sessions.resolve(token) : undefined;
     const decision = decideAccess(
       entry?.route,
-      active && { username: active.user.username, groups: active.user.groups, disabled: active.user.disabled, authMethods: active.session.authMethods },
+      active && {
+        username: active.user.username,
+        groups: active.user.groups,
+        disabled: active.user.disabled,
+        authMethods: active.session.authMethods,
+        ...(active.session.passkey ? { passkey: active.session.passkey } : {}),
+        session: { createdAt: active.session.createdAt, lastSeenAt: active.session.lastSeenAt },
+      },
+      {},
+      { now: (this.deps.now ?? Date.now)(), groups: this.deps.groupPolicies ?? {} },
     );
     if (decision.kind !== 'allow') return { kind: 'refuse', decision, ...(entry ? { routeId: entry.route.id } : {}) };
     return {
@@ -114,7 +127,7 @@ export class Gateway {
       body = messagePage({ ...base, titleKey: 'login.title', bodyKey: 'login.intro', link: { href: loginHref, labelKey: 'common.signIn' } });
     } else if (decision.kind === 'step-up') {
       status = 403;
-      body = stepUpPage({ ...base, alternatives: decision.alternatives, loginHref });
+      body = stepUpPage({ ...base, alternatives: decision.alternatives, loginHref, reason: decision.reason });
     } else {
       status = decision.reason === 'no-route' ? 404 : 403;
       body = messagePage({ ...base, titleKey: 'denied.title', bodyKey: `denied.${decision.reason}` });

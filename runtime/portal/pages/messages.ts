@@ -1,4 +1,5 @@
 import type { Factor } from '../../config/schema.js';
+import type { StepUpReason } from '../../policy/decide.js';
 import { html, page } from '../html.js';
 import type { Lang, MessageKey, Translate } from '../i18n.js';
 
@@ -19,8 +20,19 @@ export function messagePage(o: Base & { titleKey: MessageKey; bodyKey: MessageKe
   });
 }
 
-export function stepUpPage(o: Base & { alternatives: readonly (readonly Factor[])[]; loginHref: string }): string {
+/** For a passkey that does not qualify: why, and what kind of authenticator would. */
+const PASSKEY_REASONS: Partial<Record<StepUpReason, { why: MessageKey; what: MessageKey }>> = {
+  'passkey-not-device-bound': { why: 'stepup.why.passkey-not-device-bound', what: 'stepup.what.deviceBound' },
+  'authenticator-not-allowed': { why: 'stepup.why.authenticator-not-allowed', what: 'stepup.what.allowlisted' },
+  'authenticator-not-attested': { why: 'stepup.why.authenticator-not-attested', what: 'stepup.what.attested' },
+};
+
+export function stepUpPage(o: Base & { alternatives: readonly (readonly Factor[])[]; loginHref: string; reason?: StepUpReason }): string {
   const { t } = o;
+  const explained = o.reason ? PASSKEY_REASONS[o.reason] : undefined;
+  const why = explained
+    ? html`<div id="step-up-reason" class="message" data-reason="${o.reason}"><p><strong>${t(explained.why)}</strong></p><p>${t(explained.what)}</p><p><a href="/.kanmon/account">${t('stepup.accountLink')}</a></p></div>`
+    : '';
   const items = o.alternatives.map((alt) => html`<li>${alt.map((f) => t(`factor.${f}` as MessageKey)).join(t('factor.and'))}</li>`);
   // The login page signs in with a passkey (and links the other ways); where a route takes an
   // authenticator app code, that page is offered directly too. Both keep the return path.
@@ -28,7 +40,7 @@ export function stepUpPage(o: Base & { alternatives: readonly (readonly Factor[]
   return page({
     ...o,
     title: t('stepup.title'),
-    body: html`<p>${t('stepup.body')}</p><ul>${items}</ul><p><a id="step-up-sign-in" class="button primary" href="${o.loginHref}">${t('common.signIn')}</a>${
+    body: html`<p>${t('stepup.body')}</p><ul>${items}</ul>${why}<p><a id="step-up-sign-in" class="button primary" href="${o.loginHref}">${t('common.signIn')}</a>${
       otpHref ? html` <a id="step-up-totp" class="button" href="${otpHref}">${t('stepup.useTotp')}</a>` : ''
     }</p>`,
   });
