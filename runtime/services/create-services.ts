@@ -3,6 +3,7 @@ import type { KanmonConfig } from '../config/schema.js';
 import { SigningKeyService } from '../jwt/signing-keys.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Store } from '../store/types.js';
+import { AuthenticatorMetadata } from '../webauthn/authenticator-metadata.js';
 import { AuditLog } from './audit-log.js';
 import { EnrollmentService } from './enrollment.js';
 import { FallbackLoginService } from './fallback-login.js';
@@ -25,6 +26,8 @@ export interface Services {
   readonly totp: TotpService;
   readonly recoveryCodes: RecoveryCodeService;
   readonly fallbackLogin: FallbackLoginService;
+  /** Authenticator names, attestation roots and status reports (built-in, plus a FIDO MDS BLOB when configured). */
+  readonly metadata: AuthenticatorMetadata;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -32,7 +35,13 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
   const now = deps.now ?? Date.now;
   const audit = new AuditLog(store, logger, now);
   const users = new UserService(store, audit, now);
-  const sessions = new SessionService(store, config.session, audit, now);
+  // Activity is recorded often enough to measure the tightest idle limit, a route's or the global one.
+  const sessions = new SessionService(store, config.session, audit, now, Math.min(config.session.idleTimeoutSeconds, ...config.routes.map((r) => r.policy.idleTimeoutSeconds ?? Infinity)));
+  // Verified once at start; a BLOB that does not verify stops the start-up with the reason (no silent fallback).
+  const metadata = AuthenticatorMetadata.fromConfig(config.webauthn, now());
+  if (metadata.source) logger.info({ mds: metadata.source }, 'FIDO metadata BLOB loaded');
+  if (metadata.isStale(now())) logger.warn({ mds: metadata.source }, 'the FIDO metadata BLOB is past its nextUpdate date; install a newer one');
+  const policyTable = { routes: config.routes, groups: config.groups };
   const rp = config.webauthn;
   const totp = new TotpService({ store, secrets: deps.secrets, audit, config: config.totp, now });
   const recoveryCodes = new RecoveryCodeService({ store, audit, now });
@@ -40,12 +49,13 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     audit,
     users,
     sessions,
-    enrollment: new EnrollmentService({ store, users, audit, rp, enrollment: config.enrollment, publicOrigin: config.server.publicOrigin, now }),
     passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, now }),
-    passkeyAccount: new PasskeyAccountService({ store, rp, audit, now }),
+    enrollment: new EnrollmentService({ store, users, audit, rp, enrollment: config.enrollment, publicOrigin: config.server.publicOrigin, policy: policyTable, metadata, now }),
+    passkeyAccount: new PasskeyAccountService({ store, rp, audit, policy: policyTable, metadata, now }),
     signingKeys: new SigningKeyService({ store, secrets: deps.secrets, now }),
     totp,
     recoveryCodes,
     fallbackLogin: new FallbackLoginService({ users, sessions, totp, recoveryCodes, audit }),
+    metadata,
   };
 }

@@ -1,8 +1,12 @@
 import type { WebAuthnConfig } from '../config/schema.js';
+import type { StepUpReason } from '../policy/decide.js';
+import { passkeyRequirementFor, passkeyShortfallsByRoute, type PasskeyRequirement, type PolicyTable } from '../policy/user-requirements.js';
 import type { PasskeyCredential, Store, User } from '../store/types.js';
-import { startPasskeyRegistration, verifyPasskeyRegistration, authenticatorName } from '../webauthn/index.js';
+import { startPasskeyRegistration, verifyPasskeyRegistration, authenticatorName, type AuthenticatorMetadata } from '../webauthn/index.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
+import { passkeyEvidence } from './passkey-evidence.js';
+import { PasskeyPolicyError, registrationPreferences, type AuthenticatorChoice } from './passkey-choice.js';
 import { cleanPasskeyName } from './passkey-names.js';
 import type { RequestContext } from './request-context.js';
 
@@ -15,16 +19,31 @@ export interface PasskeySummary {
   readonly synced: boolean;
   readonly backedUp: boolean;
   readonly authenticator?: string;
+  /** Routes of this user the passkey does not satisfy (device-bound or AAGUID rules), and why. */
+  readonly notAcceptedBy: ReadonlyArray<{ readonly route: string; readonly reason: StepUpReason }>;
 }
 
 /** A user's own passkeys: list, add, rename, delete. */
 export class PasskeyAccountService {
   constructor(
-    private readonly deps: { store: Store; rp: WebAuthnConfig; audit: AuditLog; now?: () => number },
+    private readonly deps: {
+      store: Store;
+      rp: WebAuthnConfig;
+      audit: AuditLog;
+      /** Routes and group rules: what this user's passkeys must be. @default no routes, no rules */
+      policy?: PolicyTable;
+      metadata?: AuthenticatorMetadata;
+      now?: () => number;
+    },
   ) {}
 
   private ceremonyDeps() {
-    return { store: this.deps.store, rp: this.deps.rp, now: this.deps.now ?? Date.now };
+    return { store: this.deps.store, rp: this.deps.rp, now: this.deps.now ?? Date.now, ...(this.deps.metadata ? { metadata: this.deps.metadata } : {}) };
+  }
+
+  /** What policy demands of this user's passkeys (the account page explains it). */
+  requirementFor(user: User): PasskeyRequirement {
+    return passkeyRequirementFor(user, this.deps.policy ?? { routes: [], groups: {} });
   }
 
   async list(user: User): Promise<PasskeySummary[]> {
@@ -32,7 +51,7 @@ export class PasskeyAccountService {
     return creds
       .sort((a, b) => a.createdAt - b.createdAt)
       .map((c) => {
-        const authenticator = authenticatorName(c.aaguid);
+        const authenticator = this.deps.metadata?.nameOf(c.aaguid) ?? authenticatorName(c.aaguid);
         return {
           id: c.id,
           name: c.name,
@@ -41,16 +60,19 @@ export class PasskeyAccountService {
           synced: c.deviceType === 'multiDevice',
           backedUp: c.backedUp,
           ...(authenticator ? { authenticator } : {}),
+          notAcceptedBy: passkeyShortfallsByRoute(passkeyEvidence(c), user, this.deps.policy ?? { routes: [], groups: {} }),
         };
       });
   }
 
-  async startAdd(user: User) {
+  /** Options for another passkey; where policy needs device-bound passkeys, on a security key. */
+  async startAdd(user: User, choice?: AuthenticatorChoice) {
     const existing = await this.deps.store.credentials.listByUser(user.id);
     return startPasskeyRegistration(this.ceremonyDeps(), {
       user: { id: user.id, username: user.username, displayName: user.displayName },
       subject: `account:${user.id}`,
       existing,
+      ...registrationPreferences(this.requirementFor(user), choice),
     });
   }
 
@@ -61,6 +83,20 @@ export class PasskeyAccountService {
       userId: user.id,
       name: cleanPasskeyName(name),
     });
+    const requirement = this.requirementFor(user);
+    if (requirement.groups.length > 0 && credential.deviceType !== 'singleDevice') {
+      await this.deps.audit.record({
+        type: 'credential.add',
+        result: 'failure',
+        reason: 'passkey-not-device-bound',
+        userId: user.id,
+        username: user.username,
+        method: 'passkey',
+        context,
+        details: { groups: requirement.groups },
+      });
+      throw new PasskeyPolicyError('passkey-not-device-bound');
+    }
     await this.deps.store.credentials.create(credential);
     await this.deps.audit.record({
       type: 'credential.add',

@@ -81,6 +81,12 @@ export class AuthenticatorMetadata {
     });
   }
 
+  /** The metadata the configuration names: the BLOB file when set (verified, or an error), else built-in names. */
+  static fromConfig(webauthn: { readonly mdsBlobFile?: string; readonly mdsRootCertFile?: string }, now: number = Date.now()): AuthenticatorMetadata {
+    if (!webauthn.mdsBlobFile) return AuthenticatorMetadata.builtIn();
+    return AuthenticatorMetadata.loadFile(webauthn.mdsBlobFile, { ...(webauthn.mdsRootCertFile ? { rootsFile: webauthn.mdsRootCertFile } : {}), now });
+  }
+
   /** A human name for an AAGUID: the metadata statement's description, else the built-in list. */
   nameOf(aaguid: string): string | undefined {
     return this.byAaguid.get(aaguid.toLowerCase())?.description ?? authenticatorName(aaguid);

@@ -1,7 +1,7 @@
 import type { Session, User } from '../../store/types.js';
 import type { PasskeySummary } from '../../services/passkey-account.js';
 import { html, page, timeTag } from '../html.js';
-import type { Lang, Translate } from '../i18n.js';
+import type { Lang, MessageKey, Translate } from '../i18n.js';
 import { dataBlock } from './data-block.js';
 
 export function accountPage(o: {
@@ -13,8 +13,16 @@ export function accountPage(o: {
   passkeys: readonly PasskeySummary[];
   sessions: readonly Session[];
   currentSessionId: string;
+  /** Some route or group rule needs this user's passkeys to be device-bound. */
+  deviceBoundNeeded?: boolean;
 }): string {
   const { t } = o;
+  // Why a passkey does not count where a device-bound or approved-model passkey is required.
+  const shortfalls = o.passkeys
+    .filter((p) => p.notAcceptedBy.length > 0)
+    .map(
+      (p) => html`<li data-credential-id="${p.id}"><strong>${p.name}</strong>: ${[...new Set(p.notAcceptedBy.map((n) => n.reason))].map((r) => t(`account.short.${r}` as MessageKey)).join('; ')} (${t('account.notAcceptedBy')} ${p.notAcceptedBy.map((n) => n.route).join(', ')})</li>`,
+    );
   const passkeyRows = o.passkeys.map(
     (p) => html`<tr data-credential-id="${p.id}">
   <td class="passkey-name">${p.name}</td>
@@ -51,6 +59,8 @@ export function accountPage(o: {
 <thead><tr><th scope="col">${t('account.col.name')}</th><th scope="col">${t('account.col.created')}</th><th scope="col">${t('account.col.lastUsed')}</th><th scope="col">${t('account.col.kind')}</th><th scope="col">${t('account.col.authenticator')}</th><th scope="col">${t('account.col.actions')}</th></tr></thead>
 <tbody>${passkeyRows}</tbody>
 </table>
+${o.deviceBoundNeeded ? html`<p id="passkey-policy-notice" class="message">${t('account.policyNotice')}</p>` : ''}
+${shortfalls.length > 0 ? html`<ul id="passkey-policy">${shortfalls}</ul>` : ''}
 <p id="add-passkey-step" class="message" hidden>${t('account.recoveryStep')}</p>
 <form id="add-passkey-form" class="inline" novalidate>
   <label for="new-passkey-name">${t('enroll.passkeyName')}</label>

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { PasskeyPolicyError } from '../../services/passkey-choice.js';
 import type { PortalKit } from '../kit.js';
 import { accountPage } from '../pages/account.js';
 
@@ -20,17 +21,24 @@ export function registerAccountRoutes(app: FastifyInstance, kit: PortalKit): voi
         passkeys,
         sessions: sessions.filter((s) => s.absoluteExpiresAt > now && now - s.lastSeenAt < config.session.idleTimeoutSeconds * 1000),
         currentSessionId: active.session.id,
+        deviceBoundNeeded: services.passkeyAccount.requirementFor(active.user).deviceBound,
       }),
     );
   });
 
   app.post('/.kanmon/api/account/passkeys/options', async (req) => services.passkeyAccount.startAdd((await kit.requireSession(req)).user));
 
-  app.post('/.kanmon/api/account/passkeys/verify', async (req) => {
+  app.post('/.kanmon/api/account/passkeys/verify', async (req, reply) => {
     const a = await kit.requireSession(req);
     const body = kit.bodyOf(req);
-    const cred = await services.passkeyAccount.finishAdd(a.user, body.response, body.name, kit.ctxOf(req));
-    return { ok: true, id: cred.id };
+    try {
+      const cred = await services.passkeyAccount.finishAdd(a.user, body.response, body.name, kit.ctxOf(req));
+      return { ok: true, id: cred.id };
+    } catch (err) {
+      // A synced passkey for a user whose group needs security keys: say so, not "failed".
+      if (err instanceof PasskeyPolicyError) return kit.sendError(reply, req, 403, err.reason, 'enroll.needsSecurityKey');
+      throw err;
+    }
   });
 
   app.post('/.kanmon/api/account/passkeys/rename', async (req) => {

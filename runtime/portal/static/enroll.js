@@ -10,9 +10,26 @@
     return el ? el.value : undefined;
   }
 
+  // Where the passkey should live: this device, a phone (QR code) or a security key.
+  function chosenAuthenticator() {
+    var checked = document.querySelector('input[name="authenticator"]:checked');
+    return checked ? checked.value : undefined;
+  }
+
+  function messageFor(err) {
+    if (!err) return msg.failed;
+    if (err.code === 'conflict') return msg.exists;
+    if (err.code === 'code-wrong' || err.code === 'code-required') return msg.codeWrong;
+    if (err.code === 'code-locked') return msg.codeLocked;
+    if (err.code === 'passkey-not-device-bound') return msg.needsSecurityKey;
+    if (K.isCancel(err)) return msg.cancelled;
+    return err.message || msg.failed;
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     var form = document.getElementById('enroll-form');
     var button = document.getElementById('create-passkey');
+    var thenTotp = document.getElementById('then-totp');
     if (!W.browserSupportsWebAuthn()) {
       K.setStatus(msg.unsupported, 'error');
       button.disabled = true;
@@ -27,17 +44,25 @@
           token: data.token,
           username: value('username'),
           displayName: value('display-name'),
+          code: value('enroll-code'),
+          authenticator: chosenAuthenticator(),
         });
         var response = await W.startRegistration({ optionsJSON: options });
         var result = await K.postJson('/.kanmon/api/enroll/verify', {
           token: data.token,
           response: response,
           name: value('passkey-name'),
+          thenTotp: !!(thenTotp && thenTotp.checked),
         });
         window.location.assign(result.redirect || '/');
       } catch (err) {
-        K.setStatus(err && err.code === 'conflict' ? msg.exists : K.isCancel(err) ? msg.cancelled : err.message || msg.failed, 'error');
+        K.setStatus(messageFor(err), 'error');
+        if (err && err.code === 'code-locked') return;
         button.disabled = false;
+        if (err && (err.code === 'code-wrong' || err.code === 'code-required')) {
+          var code = document.getElementById('enroll-code');
+          if (code) code.focus();
+        }
       }
     });
   });

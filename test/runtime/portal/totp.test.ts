@@ -185,7 +185,8 @@ describe('signing in with an authenticator app code', () => {
     const secret = await enrollTotp(adminCookie);
     const res = await h.post('/.kanmon/api/login/totp', { username: 'admin', code: await code(secret, 1) }, { cookie: adminCookie });
     expect(res.status).toBe(200);
-    expect(await sessionMethods(res)).toEqual(['passkey', 'otp']);
+    // The administrator's passkey is device-bound (BE = 0), so its evidence and RFC 8176 'hwk' carry over too.
+    expect(await sessionMethods(res)).toEqual(['passkey', 'otp', 'hwk']);
     const fresh = sessionCookieFrom(res)!;
     expect(fresh).not.toBe(adminCookie);
     h.app.services.sessions.clearCache();
