@@ -153,7 +153,12 @@ function connectionListed(rawHeaders: readonly string[]): Set<string> | undefine
   return listed;
 }
 
-function addTokens(into: Set<string> | undefined, value: string): Set<string> {
+function addTokens(into: Set<string> | undefined, value: string): Set<string> | undefined {
+  // Nearly every message says just "keep-alive" or "close": nothing to collect, no Set to build.
+  if (value.length <= 10) {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return into;
+  }
   const set = into ?? new Set<string>();
   for (const token of value.split(',')) {
     const t = token.trim().toLowerCase();
