@@ -49,6 +49,8 @@ export interface ForwarderOptions {
   /** How long opening a connection to the upstream may take; past it the client gets 504. @default 10000 */
   readonly connectTimeoutMs?: number;
   readonly tls?: UpstreamTlsOptions;
+  /** How long close() lets in-flight exchanges finish before cutting them. @default 5000 */
+  readonly closeGraceMs?: number;
   /** Told about every failure to reach or hear from the upstream; the place to log the detail. */
   readonly onError?: (kind: UpstreamErrorKind, req: IncomingMessage, err: Error) => void;
   /** Renders the 502/504 page. @default a fixed plain-text message */
@@ -87,6 +89,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
   }
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const closeGraceMs = opts.closeGraceMs ?? 5_000;
   const servername = opts.tls?.servername ?? (isIP(target.hostname) ? undefined : target.hostname);
   const tlsConnect =
     target.protocol === 'https:'
@@ -143,7 +146,15 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
       closing ??= (async () => {
         for (const socket of tunnels) socket.destroy();
         tunnels.clear();
-        await pool.close();
+        // In-flight exchanges get a moment to finish; a long poll must not hold shutdown hostage.
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), closeGraceMs);
+          timer.unref();
+        });
+        const outcome = await Promise.race([pool.close().then(() => 'closed' as const), graceOver]);
+        clearTimeout(timer);
+        if (outcome === 'timeout') await pool.destroy();
       })();
       return closing;
     },

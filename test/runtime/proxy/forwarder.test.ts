@@ -289,6 +289,26 @@ describe('forwarder: upstream failures', () => {
   });
 });
 
+describe('forwarder: closing', () => {
+  it('lets in-flight exchanges finish, but cuts one that outlives the grace period', async () => {
+    const held: http.ServerResponse[] = [];
+    const up = await upstreamOf((req, res) => {
+      if (req.url === '/slow') held.push(res); // never answered
+      else setTimeout(() => res.end('done'), 50);
+    });
+    const gw = await startGateway({ upstream: up.url, preserveHost: false, closeGraceMs: 300 });
+    cleanups.push(() => gw.close());
+    const quick = send(`${gw.url}/quick`);
+    const slow = send(`${gw.url}/slow`).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    await gw.forwarder.close();
+    expect((await quick).body.toString()).toBe('done');
+    const cut = await slow;
+    expect(cut === undefined || cut.status === 502).toBe(true);
+    for (const res of held) res.destroy();
+  });
+});
+
 describe('forwarder: client going away', () => {
   it('aborts the upstream request when the client disconnects while waiting for the answer', async () => {
     let arrive!: (req: http.IncomingMessage) => void;
