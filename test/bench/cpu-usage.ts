@@ -4,13 +4,24 @@
  * build, another test run) from landing there; this reports that share so a skewed row can
  * be seen as skewed.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 export interface CpuSample {
   readonly busy: number;
   readonly total: number;
+  /** CPU time of the bench's own processes on this core, in clock ticks. */
   readonly ownTicks: number;
 }
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux in practice). */
+export const CLOCK_TICKS_PER_SECOND = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
 
 /**
  * Jiffies of one CPU from /proc/stat, and the CPU time of the bench's own processes on it:

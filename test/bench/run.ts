@@ -21,7 +21,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { foreignPercent, sampleCpu } from './cpu-usage.js';
+import { CLOCK_TICKS_PER_SECOND, foreignPercent, sampleCpu } from './cpu-usage.js';
 import { BODIES } from './bodies.js';
 import { proxyConfig, startNginx, staticConfig } from './nginx.js';
 import { startScript, type Pinned } from './processes.js';
@@ -50,6 +50,11 @@ interface Measurement extends LoadResult {
   readonly proxyCoreLoad?: number;
   /** Share of the load core (wrk and upstream) taken by unrelated processes during the run. */
   readonly loadCoreLoad?: number;
+  /**
+   * The proxy's own CPU time per request, in microseconds: unlike req/s, barely moved by
+   * other processes competing for the core, so the fairest comparison on a busy machine.
+   */
+  readonly cpuPerRequestUs?: number;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -127,7 +132,12 @@ async function main(): Promise<void> {
           const proxyPids = target.pid ? [target.pid] : [];
           const before = [sampleCpu(PROXY_CPU, proxyPids), sampleCpu(LOAD_CPU, upstreamPids, true)] as const;
           const result = await runWrk({ ...load, seconds: opts.seconds });
-          const proxyCoreLoad = target.pid ? foreignPercent(before[0], sampleCpu(PROXY_CPU, proxyPids)) : undefined;
+          const afterProxy = sampleCpu(PROXY_CPU, proxyPids);
+          const proxyCoreLoad = target.pid ? foreignPercent(before[0], afterProxy) : undefined;
+          const cpuPerRequestUs =
+            target.pid && before[0] && afterProxy && result.requests > 0
+              ? ((afterProxy.ownTicks - before[0].ownTicks) * 1e6) / CLOCK_TICKS_PER_SECOND / result.requests
+              : undefined;
           const loadCoreLoad = foreignPercent(before[1], sampleCpu(LOAD_CPU, upstreamPids, true));
           const key = `${name} ${size.path}`;
           const previous = results.get(key);
@@ -137,6 +147,7 @@ async function main(): Promise<void> {
               ...result,
               ...(proxyCoreLoad !== undefined ? { proxyCoreLoad } : {}),
               ...(loadCoreLoad !== undefined ? { loadCoreLoad } : {}),
+              ...(cpuPerRequestUs !== undefined ? { cpuPerRequestUs } : {}),
             });
           }
         }
@@ -162,7 +173,10 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
   );
   if (busyBefore > 15) out.push(`warning: the machine was ${busyBefore.toFixed(0)}% busy before the run; other work skews these numbers.`);
   out.push('');
-  const header = ['size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`];
+  const header = [
+    'size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx',
+    'CPU µs/req', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`,
+  ];
   const rows: string[][] = [header];
   for (const size of SIZES) {
     const base = results.get(`nginx ${size.path}`);
@@ -178,6 +192,8 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
         ratio(r.p50, base?.p50),
         r.p99.toFixed(2),
         ratio(r.p99, base?.p99),
+        r.cpuPerRequestUs === undefined ? '-' : r.cpuPerRequestUs.toFixed(0),
+        ratio(r.cpuPerRequestUs, base?.cpuPerRequestUs),
         String(r.errors),
         `${percent(r.proxyCoreLoad)} / ${percent(r.loadCoreLoad)}`,
       ]);
@@ -190,7 +206,8 @@ function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, T
     if (i === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   }
   out.push('');
-  out.push('vs nginx: req/s as a multiple of nginx\'s (higher is better); latency as a multiple of nginx\'s (lower is better).');
+  out.push("vs nginx: req/s as a multiple of nginx's (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
+  out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
   out.push(
     `other load: share of CPU ${PROXY_CPU} (proxy) and CPU ${LOAD_CPU} (wrk + upstream) that unrelated processes took during that case; ` +
       'above a few percent the row is skewed (run again, or use --rounds).',
@@ -202,8 +219,8 @@ function percent(value: number | undefined): string {
   return value === undefined ? '-' : `${value.toFixed(0)}%`;
 }
 
-function ratio(value: number, base: number | undefined): string {
-  return base ? `${(value / base).toFixed(2)}x` : '-';
+function ratio(value: number | undefined, base: number | undefined): string {
+  return value !== undefined && base ? `${(value / base).toFixed(2)}x` : '-';
 }
 
 interface Options {

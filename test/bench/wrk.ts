@@ -6,6 +6,8 @@ const run = promisify(execFile);
 
 export interface LoadResult {
   readonly requestsPerSecond: number;
+  /** Requests completed during the run. */
+  readonly requests: number;
   /** Milliseconds. */
   readonly p50: number;
   readonly p99: number;
@@ -31,14 +33,16 @@ export async function runWrk(opts: LoadOptions): Promise<LoadResult> {
 
 export function parseWrk(out: string): LoadResult {
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const total = /(\d+) requests in /.exec(out);
   const p50 = /^\s+50%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out);
   const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out);
-  if (!rps || !p50 || !p99) throw new Error(`could not read wrk's output:\n${out}`);
+  if (!rps || !total || !p50 || !p99) throw new Error(`could not read wrk's output:\n${out}`);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrors = socket ? socket.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0;
   return {
     requestsPerSecond: Number(rps[1]),
+    requests: Number(total[1]),
     p50: toMs(p50[1]!, p50[2]!),
     p99: toMs(p99[1]!, p99[2]!),
     errors: (non2xx ? Number(non2xx[1]) : 0) + socketErrors,
