@@ -2,7 +2,9 @@ import type { KanmonConfig } from '../config/schema.js';
 import type { Services } from '../services/index.js';
 import { CLI_CONTEXT } from '../services/index.js';
 import type { AuditEvent } from '../store/types.js';
-import { parseArgs, parseDuration, UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
+import { enrollLetterCommand, enrollLinkCommand } from './enrollment-commands.js';
+import { policyCheckCommand } from './policy-check.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -16,7 +18,9 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   user enable <name>
   user totp reset <name>
   user recovery-codes reset <name>
-  enroll-link <name> [--expires 24h]
+  enroll-link <name> [--expires 24h] [--code]
+  enroll-letter <name>... [--out DIR] [--expires 7d] [--code]
+  policy check <name> <url> [--methods passkey|otp|recovery[,…]] [--cert] [--json]
   sessions list <name> [--json]
   sessions revoke <name> [--id SESSION_ID]
   audit tail [--limit N] [--user NAME] [--json]
@@ -41,17 +45,9 @@ function one(positionals: string[], what: string): string {
 export async function runCommand(argv: readonly string[], services: Services, config: KanmonConfig, io: CliIo): Promise<number> {
   const [group, sub, ...rest] = argv;
   const actor = 'cli';
-  if (group === 'enroll-link') {
-    const a = parseArgs(argv.slice(1), { options: ['expires'], flags: [] });
-    const expires = a.options.get('expires')?.at(-1);
-    const link = await services.enrollment.createLink(one(a.positionals, 'user name'), {
-      ...(expires ? { ttlSeconds: parseDuration(expires) } : {}),
-      actor,
-    });
-    io.out(link.url);
-    io.out(`(one use; expires ${iso(link.expiresAt)})`);
-    return 0;
-  }
+  if (group === 'enroll-link') return enrollLinkCommand(argv.slice(1), services, config, io);
+  if (group === 'enroll-letter') return enrollLetterCommand(argv.slice(1), services, config, io);
+  if (group === 'policy' && sub === 'check') return policyCheckCommand(rest, services, config, io);
   switch (`${group} ${sub ?? ''}`.trim()) {
     case 'user add': {
       const a = parseArgs(rest, { options: ['display-name', 'group'], flags: ['admin'] });

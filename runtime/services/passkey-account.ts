@@ -1,7 +1,7 @@
 import type { WebAuthnConfig } from '../config/schema.js';
 import type { StepUpReason } from '../policy/decide.js';
 import { passkeyRequirementFor, passkeyShortfallsByRoute, type PasskeyRequirement, type PolicyTable } from '../policy/user-requirements.js';
-import type { PasskeyCredential, Store, User } from '../store/types.js';
+import type { PasskeyCredential, SessionPasskey, Store, User } from '../store/types.js';
 import { startPasskeyRegistration, verifyPasskeyRegistration, authenticatorName, type AuthenticatorMetadata } from '../webauthn/index.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
@@ -62,6 +62,17 @@ export class PasskeyAccountService {
           ...(authenticator ? { authenticator } : {}),
           notAcceptedBy: passkeyShortfallsByRoute(passkeyEvidence(c), user, this.deps.policy ?? { routes: [], groups: {} }),
         };
+      });
+  }
+
+  /** Each passkey of the user with the evidence a session signed in by it would carry (for `kanmon policy check`). */
+  async evidence(user: User): Promise<Array<{ readonly name: string; readonly authenticator?: string; readonly passkey: SessionPasskey }>> {
+    const creds = await this.deps.store.credentials.listByUser(user.id);
+    return creds
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map((c) => {
+        const authenticator = this.deps.metadata?.nameOf(c.aaguid) ?? authenticatorName(c.aaguid);
+        return { name: c.name, ...(authenticator ? { authenticator } : {}), passkey: passkeyEvidence(c) };
       });
   }
 
