@@ -51,5 +51,30 @@ export class TokenUnusableError extends StoreError {
   }
 }
 
+export class CertificateAuthorityExistsError extends StoreError {
+  constructor(readonly caId: string) {
+    super(`certificate authority ${caId} already exists`);
+  }
+}
+
+export class CertificateExistsError extends StoreError {
+  constructor(readonly serial: string) {
+    super(`client certificate serial ${serial} already exists`);
+  }
+}
+
+/** The owner already holds the maximum number of active, unexpired client certificates. */
+export class CertificateLimitError extends StoreError {
+  constructor(readonly ownerKey: string, readonly maxActive: number) {
+    super(`${ownerKey} already holds ${maxActive} active client certificate(s), the maximum`);
+  }
+}
+
+export class DownloadLinkUnusableError extends StoreError {
+  constructor(readonly reason: TokenUnusableReason) {
+    super(`certificate download link is ${reason}`);
+  }
+}
+
 /** The store could not be reached or failed; callers fail closed. */
 export class StoreUnavailableError extends StoreError {}

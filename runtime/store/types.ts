@@ -316,6 +316,155 @@ export interface LoginThrottleStore {
   listLocked(prefix: string, now: number): Promise<LoginThrottle[]>;
 }
 
+/**
+ * Kanmon's own CA for TLS client certificates. One record per installation (id 'default'); its
+ * private key (PKCS#8) is sealed by the SecretBox and never stored or logged in the clear.
+ */
+export interface CertificateAuthorityRecord {
+  readonly id: string;
+  /** The self-signed CA certificate, DER. */
+  readonly certificateDer: Uint8Array;
+  /** PKCS#8 private key, sealed by the SecretBox with context 'ca-key'. */
+  readonly sealedPrivateKey: string;
+  readonly createdAt: number;
+}
+
+export interface CertificateAuthorityStore {
+  /**
+   * Stores the CA only if no CA with this id exists, so of two nodes creating one at the same
+   * moment exactly one wins; the other re-reads and adopts the winner's.
+   * @throws CertificateAuthorityExistsError when the id exists.
+   */
+  create(ca: CertificateAuthorityRecord): Promise<void>;
+  get(id: string): Promise<CertificateAuthorityRecord | undefined>;
+}
+
+/** Whom a client certificate belongs to: a user, or a shared (kiosk, terminal) device by label. */
+export type CertificateOwner =
+  | { readonly kind: 'user'; readonly userId: string }
+  | { readonly kind: 'shared'; readonly label: string };
+
+export type ClientCertificateStatus = 'active' | 'revoked' | 'deleted';
+export type ClientCertificateKeyType = 'ec-p256' | 'rsa-2048';
+/** RFC 5280 §5.3.1 CRLReason names (the subset an administrator can choose). */
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation'
+  | 'privilegeWithdrawn';
+
+export interface ClientCertificate {
+  /** Lower-case hex of the positive serial number, no leading zeros; unique. */
+  readonly serial: string;
+  /** SHA-256 of the DER certificate, lower-case hex. */
+  readonly fingerprint: string;
+  readonly owner: CertificateOwner;
+  readonly deviceLabel: string;
+  readonly keyType: ClientCertificateKeyType;
+  /** The certificate (public data only; the private key never reaches the store in the clear). */
+  readonly certificateDer: Uint8Array;
+  readonly issuedAt: number;
+  /** notAfter. */
+  readonly expiresAt: number;
+  readonly issuedBy: string;
+  readonly status: ClientCertificateStatus;
+  /** Set for revoked certificates, and for deleted ones that were active when deleted. */
+  readonly revokedAt?: number;
+  readonly revocationReason?: RevocationReason;
+  readonly deletedAt?: number;
+  /** The serial of the certificate this one renews. */
+  readonly renewalOf?: string;
+}
+
+/** What a CRL lists for one certificate (RFC 5280 §5.1.2.6). */
+export interface RevokedCertificateEntry {
+  readonly serial: string;
+  readonly revokedAt: number;
+  readonly reason: RevocationReason;
+  readonly expiresAt: number;
+}
+
+export interface ClientCertificateStore {
+  /**
+   * Stores a new certificate with status 'active'. With `limit`, the owner may hold at most
+   * `limit.maxActive` certificates that are active and unexpired at `limit.now` (this one
+   * included); the check and the write are atomic, also across nodes.
+   * @throws CertificateExistsError when the serial exists; CertificateLimitError over the limit.
+   */
+  create(certificate: ClientCertificate, limit?: { maxActive: number; now: number }): Promise<void>;
+  get(serial: string): Promise<ClientCertificate | undefined>;
+  /** Every certificate of the owner, whatever its status, oldest first. */
+  listByOwner(owner: CertificateOwner): Promise<ClientCertificate[]>;
+  /** Every shared certificate, whatever its status, ordered by label then issue time. */
+  listShared(): Promise<ClientCertificate[]>;
+  /**
+   * Moves an active certificate to 'revoked'. Idempotent: a certificate already revoked or
+   * deleted is returned as it is with changed = false.
+   * @throws NotFoundError
+   */
+  revoke(serial: string, at: number, reason: RevocationReason): Promise<{ certificate: ClientCertificate; changed: boolean }>;
+  /**
+   * Marks a certificate deleted (hidden from lists; kept as a tombstone so that it is still
+   * refused). An active one is revoked at the same time with reason 'cessationOfOperation'.
+   * Idempotent: an already deleted one is returned with changed = false.
+   * @throws NotFoundError
+   */
+  markDeleted(serial: string, at: number): Promise<{ certificate: ClientCertificate; changed: boolean }>;
+  /** Every revocation, for the CRL, ordered by serial. */
+  listRevoked(): Promise<RevokedCertificateEntry[]>;
+  /** Active certificates with after < expiresAt <= until, soonest first. */
+  listExpiring(after: number, until: number): Promise<ClientCertificate[]>;
+}
+
+/**
+ * A PKCS#12 file waiting to be downloaded. It is built at issuance (the private key exists only
+ * inside it, encrypted under a password that is shown once and never stored) and sealed again
+ * by the SecretBox with context `cert-pkcs12:<serial>`; it is forgotten after its last allowed
+ * download or at expiresAt (TTL).
+ */
+export interface CertificateDelivery {
+  readonly serial: string;
+  readonly sealedPkcs12: string;
+  readonly fileName: string;
+  readonly maxDownloads: number;
+  readonly downloads: number;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+/** A single-use download link to a delivery. */
+export interface CertificateDownloadLink {
+  /** SHA-256 (base64url) of the token in the link; the token itself is never stored. */
+  readonly id: string;
+  readonly serial: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly createdBy: string;
+  readonly usedAt?: number;
+}
+
+export interface CertificateDeliveryStore {
+  /** @throws StoreError when a delivery for the serial exists. */
+  create(delivery: CertificateDelivery): Promise<void>;
+  get(serial: string): Promise<CertificateDelivery | undefined>;
+  /**
+   * Atomically counts one download if fewer than maxDownloads happened and the delivery is
+   * unexpired at `now`, and returns the delivery as counted; the last allowed download also
+   * removes it. Returns undefined when there is nothing (left) to download.
+   */
+  claimDownload(serial: string, now: number): Promise<CertificateDelivery | undefined>;
+  /** Idempotent. */
+  delete(serial: string): Promise<void>;
+  createLink(link: CertificateDownloadLink): Promise<void>;
+  /**
+   * Atomically marks the link used if it is unused and unexpired at `now`.
+   * @throws DownloadLinkUnusableError with reason 'unknown' | 'used' | 'expired'
+   */
+  consumeLink(id: string, now: number): Promise<CertificateDownloadLink>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'dynamodb';
   readonly users: UserStore;
@@ -328,11 +477,14 @@ export interface Store {
   readonly totp: TotpStore;
   readonly recoveryCodes: RecoveryCodeStore;
   readonly loginThrottle: LoginThrottleStore;
+  readonly certificateAuthorities: CertificateAuthorityStore;
+  readonly clientCertificates: ClientCertificateStore;
+  readonly certificateDeliveries: CertificateDeliveryStore;
   /** A cheap round trip, for readiness. */
   ping(): Promise<void>;
   /**
-   * Deletes expired challenges, sessions, tokens, TOTP step marks and login-throttle records
-   * (expiresAt <= now). SQLite runs this on a timer; DynamoDB's
+   * Deletes expired challenges, sessions, tokens, TOTP step marks, login-throttle records,
+   * certificate deliveries and download links (expiresAt <= now). SQLite runs this on a timer; DynamoDB's
    * TTL does the work there, so its implementation may do nothing. Readers never rely on it:
    * every read path checks expiry itself.
    */

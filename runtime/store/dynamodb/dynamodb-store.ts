@@ -10,8 +10,12 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import {
+  CertificateAuthorityExistsError,
+  CertificateExistsError,
+  CertificateLimitError,
   ConcurrentUpdateError,
   CredentialExistsError,
+  DownloadLinkUnusableError,
   KeyExistsError,
   NotFoundError,
   StoreError,
@@ -23,8 +27,16 @@ import {
 import type {
   AuditEvent,
   AuditStore,
+  CertificateAuthorityRecord,
+  CertificateAuthorityStore,
+  CertificateDelivery,
+  CertificateDeliveryStore,
+  CertificateDownloadLink,
+  CertificateOwner,
   Challenge,
   ChallengeStore,
+  ClientCertificate,
+  ClientCertificateStore,
   CredentialStore,
   EnrollmentPurpose,
   EnrollmentToken,
@@ -35,6 +47,8 @@ import type {
   RecoveryCode,
   RecoveryCodeSet,
   RecoveryCodeStore,
+  RevocationReason,
+  RevokedCertificateEntry,
   Session,
   SessionPasskey,
   SessionStore,
@@ -340,6 +354,9 @@ class DynamoStore implements Store {
   readonly totp: TotpStore;
   readonly recoveryCodes: RecoveryCodeStore;
   readonly loginThrottle: LoginThrottleStore;
+  readonly certificateAuthorities: CertificateAuthorityStore;
+  readonly clientCertificates: ClientCertificateStore;
+  readonly certificateDeliveries: CertificateDeliveryStore;
 
   constructor(private readonly table: Table) {
     this.users = new DynamoUserStore(table);
@@ -352,6 +369,9 @@ class DynamoStore implements Store {
     this.totp = new DynamoTotpStore(table);
     this.recoveryCodes = new DynamoRecoveryCodeStore(table);
     this.loginThrottle = new DynamoLoginThrottleStore(table);
+    this.certificateAuthorities = new DynamoCertificateAuthorityStore(table);
+    this.clientCertificates = new DynamoClientCertificateStore(table);
+    this.certificateDeliveries = new DynamoCertificateDeliveryStore(table);
   }
 
   async ping(): Promise<void> {
@@ -360,8 +380,8 @@ class DynamoStore implements Store {
   }
 
   async sweepExpired(): Promise<void> {
-    // DynamoDB's TTL removes expired challenges, sessions, tokens, TOTP step marks and throttle
-    // records; readers check expiry themselves.
+    // DynamoDB's TTL removes expired challenges, sessions, tokens, TOTP step marks, throttle
+    // records, certificate deliveries and download links; readers check expiry themselves.
   }
 
   async close(): Promise<void> {
@@ -1419,4 +1439,458 @@ class DynamoLoginThrottleStore implements LoginThrottleStore {
 function requireWindow(windowMs: number): number {
   if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
   return windowMs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client certificates. The certificate item is keyed by serial (the condition on create makes
+// serials unique). Revocations are also written as items of one CERTREVOKED partition, read whole
+// for the CRL, and active certificates as items of one CERTEXPIRY partition sorted by expiry, for
+// expiry warnings; both are kept in step with the certificate by transactions. The per-user limit
+// lives in a CERTOWNER item holding the owner's active serials and a version: a new certificate
+// is written together with that item, conditioned on the version that was read, so two nodes
+// issuing for one user at once cannot both pass the limit.
+
+class DynamoCertificateAuthorityStore implements CertificateAuthorityStore {
+  constructor(private readonly table: Table) {}
+
+  async create(ca: CertificateAuthorityRecord): Promise<void> {
+    const item: Item = {
+      ...key(K.caPrefix + ca.id, K.caSort),
+      itemType: str('certificateAuthority'),
+      id: str(ca.id),
+      certificateDer: { B: ca.certificateDer },
+      sealedPrivateKey: str(ca.sealedPrivateKey),
+      createdAt: num(ca.createdAt),
+    };
+    // Of two nodes creating the CA at the same moment, the condition lets exactly one write.
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new CertificateAuthorityExistsError(ca.id);
+  }
+
+  async get(id: string): Promise<CertificateAuthorityRecord | undefined> {
+    const item = await this.table.get(K.caPrefix + id, K.caSort);
+    return (
+      item && {
+        id: readS(item, 'id'),
+        certificateDer: readB(item, 'certificateDer'),
+        sealedPrivateKey: readS(item, 'sealedPrivateKey'),
+        createdAt: readN(item, 'createdAt'),
+      }
+    );
+  }
+}
+
+const CERT_REVOCATION_REASONS: readonly RevocationReason[] = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+];
+
+/** Unknown reasons read as 'unspecified' (RFC 5280 §5.3.1: the reason code that says nothing more). */
+function certRevocationReasonOf(value: string): RevocationReason {
+  return (CERT_REVOCATION_REASONS as readonly string[]).includes(value) ? (value as RevocationReason) : 'unspecified';
+}
+
+function certOwnerKey(owner: CertificateOwner): string {
+  return owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}`;
+}
+
+function clientCertificateItem(certificate: ClientCertificate): Item {
+  const owner = certificate.owner;
+  return {
+    ...key(K.clientCertPrefix + certificate.serial, K.clientCertSort),
+    ...(owner.kind === 'user'
+      ? {
+          [GSI1.partitionKey]: str(K.userPrefix + owner.userId),
+          [GSI1.sortKey]: str(`${K.clientCertIndexPrefix}${sortableTime(certificate.issuedAt)}#${certificate.serial}`),
+        }
+      : {
+          [GSI1.partitionKey]: str(K.sharedCertsIndexPartition),
+          [GSI1.sortKey]: str(`${owner.label}#${sortableTime(certificate.issuedAt)}#${certificate.serial}`),
+        }),
+    itemType: str('clientCertificate'),
+    serial: str(certificate.serial),
+    fingerprint: str(certificate.fingerprint),
+    ownerKind: str(owner.kind),
+    ownerId: str(owner.kind === 'user' ? owner.userId : owner.label),
+    deviceLabel: str(certificate.deviceLabel),
+    keyType: str(certificate.keyType),
+    certificateDer: { B: certificate.certificateDer },
+    issuedAt: num(certificate.issuedAt),
+    expiresAt: num(certificate.expiresAt),
+    issuedBy: str(certificate.issuedBy),
+    status: str('active'),
+    ...(certificate.renewalOf === undefined ? {} : { renewalOf: str(certificate.renewalOf) }),
+  };
+}
+
+function clientCertificateFromItem(item: Item): ClientCertificate {
+  const ownerKind = readS(item, 'ownerKind');
+  const ownerId = readS(item, 'ownerId');
+  const rawStatus = readS(item, 'status');
+  const revokedAt = readOptN(item, 'revokedAt');
+  const reason = readOptS(item, 'revocationReason');
+  const deletedAt = readOptN(item, 'deletedAt');
+  const renewalOf = readOptS(item, 'renewalOf');
+  return {
+    serial: readS(item, 'serial'),
+    fingerprint: readS(item, 'fingerprint'),
+    owner: ownerKind === 'user' ? { kind: 'user', userId: ownerId } : { kind: 'shared', label: ownerId },
+    deviceLabel: readS(item, 'deviceLabel'),
+    keyType: readS(item, 'keyType') === 'rsa-2048' ? 'rsa-2048' : 'ec-p256',
+    certificateDer: readB(item, 'certificateDer'),
+    issuedAt: readN(item, 'issuedAt'),
+    expiresAt: readN(item, 'expiresAt'),
+    issuedBy: readS(item, 'issuedBy'),
+    // Unknown states read as 'revoked', never as 'active': a damaged item must not admit anyone.
+    status: rawStatus === 'active' || rawStatus === 'deleted' ? rawStatus : 'revoked',
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+    ...(reason === undefined ? {} : { revocationReason: certRevocationReasonOf(reason) }),
+    ...(deletedAt === undefined ? {} : { deletedAt }),
+    ...(renewalOf === undefined ? {} : { renewalOf }),
+  };
+}
+
+function expiryEntryKey(certificate: Pick<ClientCertificate, 'serial' | 'expiresAt'>): Item {
+  return key(K.certExpiryPartition, `${sortableTime(certificate.expiresAt)}#${certificate.serial}`);
+}
+
+function revocationItem(certificate: ClientCertificate, at: number, reason: RevocationReason): Item {
+  return {
+    ...key(K.revokedCertsPartition, certificate.serial),
+    itemType: str('certificateRevocation'),
+    serial: str(certificate.serial),
+    revokedAt: num(at),
+    reason: str(reason),
+    expiresAt: num(certificate.expiresAt),
+  };
+}
+
+type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteItemsCommand>[0]['TransactItems']>[number];
+
+/**
+ * Runs one transaction. Returns undefined when it committed, or the cancellation reason codes
+ * when a condition failed; retries a conflict with another transaction a few times.
+ */
+async function transact(table: Table, items: TransactItem[], entity: string, id: string): Promise<string[] | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await table.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+      return undefined;
+    } catch (err) {
+      const reasons = cancellationCodes(err);
+      if (reasons === undefined) throw unavailable('TransactWriteItems', err);
+      if (reasons.includes('ConditionalCheckFailed')) return reasons;
+      if (!reasons.includes('TransactionConflict')) throw unavailable('TransactWriteItems', err);
+      if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError(entity, id);
+      await sleep(10 * 2 ** attempt * (0.5 + Math.random()));
+    }
+  }
+}
+
+class DynamoClientCertificateStore implements ClientCertificateStore {
+  constructor(private readonly table: Table) {}
+
+  async create(certificate: ClientCertificate, limit?: { maxActive: number; now: number }): Promise<void> {
+    const certPut: TransactItem = {
+      Put: {
+        TableName: this.table.name,
+        Item: clientCertificateItem(certificate),
+        ConditionExpression: NOT_EXISTS.condition,
+        ExpressionAttributeNames: NOT_EXISTS.names,
+      },
+    };
+    const expiryPut: TransactItem = {
+      Put: { TableName: this.table.name, Item: { ...expiryEntryKey(certificate), itemType: str('certificateExpiry'), serial: str(certificate.serial) } },
+    };
+    if (!limit) {
+      const reasons = await transact(this.table, [certPut, expiryPut], 'client certificate', certificate.serial);
+      if (reasons) throw new CertificateExistsError(certificate.serial);
+      return;
+    }
+    const ownerKey = certOwnerKey(certificate.owner);
+    for (let attempt = 1; ; attempt++) {
+      const ownerItem = await this.table.get(K.certOwnerPrefix + ownerKey, K.certOwnerSort);
+      const version = ownerItem === undefined ? undefined : readN(ownerItem, 'version');
+      const listed = Object.entries(ownerItem?.['active']?.M ?? {}).map(([serial, value]) => ({ serial, expiresAt: Number(value.N) }));
+      // The list may name certificates revoked or deleted since: only those still active count.
+      const live: { serial: string; expiresAt: number }[] = [];
+      for (const entry of listed) {
+        if (!(entry.expiresAt > limit.now)) continue;
+        const item = await this.table.get(K.clientCertPrefix + entry.serial, K.clientCertSort);
+        if (item && readS(item, 'status') === 'active') live.push(entry);
+      }
+      if (live.length >= limit.maxActive) throw new CertificateLimitError(ownerKey, limit.maxActive);
+      const active: Record<string, AttributeValue> = Object.fromEntries(live.map((e) => [e.serial, num(e.expiresAt)]));
+      active[certificate.serial] = num(certificate.expiresAt);
+      const ownerPut: TransactItem = {
+        Put: {
+          TableName: this.table.name,
+          Item: {
+            ...key(K.certOwnerPrefix + ownerKey, K.certOwnerSort),
+            itemType: str('certificateOwner'),
+            ownerKey: str(ownerKey),
+            active: { M: active },
+            version: num((version ?? 0) + 1),
+          },
+          ...(version === undefined
+            ? { ConditionExpression: NOT_EXISTS.condition, ExpressionAttributeNames: NOT_EXISTS.names }
+            : { ConditionExpression: '#version = :version', ExpressionAttributeNames: { '#version': 'version' }, ExpressionAttributeValues: { ':version': num(version) } }),
+        },
+      };
+      const reasons = await transact(this.table, [certPut, ownerPut, expiryPut], 'client certificate', certificate.serial);
+      if (!reasons) return;
+      if (reasons[0] === 'ConditionalCheckFailed') throw new CertificateExistsError(certificate.serial);
+      // Another issuance for this owner committed in between: read its result and decide again.
+      if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError('certificate owner', ownerKey);
+      await sleep(5 * 2 ** attempt * (0.5 + Math.random()));
+    }
+  }
+
+  async get(serial: string): Promise<ClientCertificate | undefined> {
+    const item = await this.table.get(K.clientCertPrefix + serial, K.clientCertSort);
+    return item && clientCertificateFromItem(item);
+  }
+
+  async listByOwner(owner: CertificateOwner): Promise<ClientCertificate[]> {
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression: '#gpk = :gpk AND begins_with(#gsk, :prefix)',
+      ExpressionAttributeNames: { '#gpk': GSI1.partitionKey, '#gsk': GSI1.sortKey },
+      ExpressionAttributeValues:
+        owner.kind === 'user'
+          ? { ':gpk': str(K.userPrefix + owner.userId), ':prefix': str(K.clientCertIndexPrefix) }
+          : { ':gpk': str(K.sharedCertsIndexPartition), ':prefix': str(`${owner.label}#`) },
+      ScanIndexForward: true,
+    });
+    return items.map(clientCertificateFromItem);
+  }
+
+  async listShared(): Promise<ClientCertificate[]> {
+    const items = await this.table.query({
+      IndexName: GSI1.indexName,
+      KeyConditionExpression: '#gpk = :gpk',
+      ExpressionAttributeNames: { '#gpk': GSI1.partitionKey },
+      ExpressionAttributeValues: { ':gpk': str(K.sharedCertsIndexPartition) },
+      ScanIndexForward: true,
+    });
+    return items.map(clientCertificateFromItem);
+  }
+
+  async revoke(serial: string, at: number, reason: RevocationReason): Promise<{ certificate: ClientCertificate; changed: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(serial);
+      if (!current) throw new NotFoundError('client certificate', serial);
+      if (current.status !== 'active') return { certificate: current, changed: false };
+      const reasons = await transact(
+        this.table,
+        [
+          {
+            Update: {
+              TableName: this.table.name,
+              Key: key(K.clientCertPrefix + serial, K.clientCertSort),
+              UpdateExpression: 'SET #status = :revoked, #revokedAt = :at, #reason = :reason',
+              ConditionExpression: '#status = :active',
+              ExpressionAttributeNames: { '#status': 'status', '#revokedAt': 'revokedAt', '#reason': 'revocationReason' },
+              ExpressionAttributeValues: { ':revoked': str('revoked'), ':active': str('active'), ':at': num(at), ':reason': str(reason) },
+            },
+          },
+          { Put: { TableName: this.table.name, Item: revocationItem(current, at, reason) } },
+          { Delete: { TableName: this.table.name, Key: expiryEntryKey(current) } },
+        ],
+        'client certificate',
+        serial,
+      );
+      if (!reasons) return { certificate: { ...current, status: 'revoked', revokedAt: at, revocationReason: reason }, changed: true };
+      // Someone else revoked or deleted it first: the next round reads their result.
+      if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError('client certificate', serial);
+    }
+  }
+
+  async markDeleted(serial: string, at: number): Promise<{ certificate: ClientCertificate; changed: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(serial);
+      if (!current) throw new NotFoundError('client certificate', serial);
+      if (current.status === 'deleted') return { certificate: current, changed: false };
+      const wasActive = current.status === 'active';
+      const certKey = key(K.clientCertPrefix + serial, K.clientCertSort);
+      const items: TransactItem[] = wasActive
+        ? [
+            {
+              // An active certificate is revoked as it is deleted: a deleted certificate must stay refused.
+              Update: {
+                TableName: this.table.name,
+                Key: certKey,
+                UpdateExpression: 'SET #status = :deleted, #deletedAt = :at, #revokedAt = :at, #reason = :reason',
+                ConditionExpression: '#status = :active',
+                ExpressionAttributeNames: { '#status': 'status', '#deletedAt': 'deletedAt', '#revokedAt': 'revokedAt', '#reason': 'revocationReason' },
+                ExpressionAttributeValues: { ':deleted': str('deleted'), ':active': str('active'), ':at': num(at), ':reason': str('cessationOfOperation') },
+              },
+            },
+            { Put: { TableName: this.table.name, Item: revocationItem(current, at, 'cessationOfOperation') } },
+            { Delete: { TableName: this.table.name, Key: expiryEntryKey(current) } },
+          ]
+        : [
+            {
+              Update: {
+                TableName: this.table.name,
+                Key: certKey,
+                UpdateExpression: 'SET #status = :deleted, #deletedAt = :at',
+                ConditionExpression: '#status = :revoked',
+                ExpressionAttributeNames: { '#status': 'status', '#deletedAt': 'deletedAt' },
+                ExpressionAttributeValues: { ':deleted': str('deleted'), ':revoked': str('revoked'), ':at': num(at) },
+              },
+            },
+          ];
+      const reasons = await transact(this.table, items, 'client certificate', serial);
+      if (!reasons) {
+        return {
+          certificate: {
+            ...current,
+            status: 'deleted',
+            deletedAt: at,
+            ...(wasActive ? { revokedAt: at, revocationReason: 'cessationOfOperation' as const } : {}),
+          },
+          changed: true,
+        };
+      }
+      if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError('client certificate', serial);
+    }
+  }
+
+  async listRevoked(): Promise<RevokedCertificateEntry[]> {
+    const items = await this.table.query({
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': PK },
+      ExpressionAttributeValues: { ':pk': str(K.revokedCertsPartition) },
+      ConsistentRead: true,
+    });
+    return items.map((item) => ({
+      serial: readS(item, 'serial'),
+      revokedAt: readN(item, 'revokedAt'),
+      reason: certRevocationReasonOf(readS(item, 'reason')),
+      expiresAt: readN(item, 'expiresAt'),
+    }));
+  }
+
+  async listExpiring(after: number, until: number): Promise<ClientCertificate[]> {
+    if (!(until > after)) return [];
+    // Sort keys are <expiresAt>#<serial>; '#' sorts before every hex digit and '~' after, so
+    // this range is exactly after < expiresAt <= until.
+    const entries = await this.table.query({
+      KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+      ExpressionAttributeNames: { '#pk': PK, '#sk': SK },
+      ExpressionAttributeValues: {
+        ':pk': str(K.certExpiryPartition),
+        ':from': str(`${sortableTime(after)}#~`),
+        ':to': str(`${sortableTime(until)}#~`),
+      },
+      ConsistentRead: true,
+    });
+    const certificates = await inBatches(entries, DELETE_CONCURRENCY, (entry) => this.get(readS(entry, 'serial')));
+    // The entry and the certificate change in one transaction; the status check only guards
+    // against an entry written by an older build.
+    return certificates.filter((c): c is ClientCertificate => c !== undefined && c.status === 'active');
+  }
+}
+
+function deliveryFromItem(item: Item): CertificateDelivery {
+  return {
+    serial: readS(item, 'serial'),
+    sealedPkcs12: readS(item, 'sealedPkcs12'),
+    fileName: readS(item, 'fileName'),
+    maxDownloads: readN(item, 'maxDownloads'),
+    downloads: readN(item, 'downloads'),
+    createdAt: readN(item, 'createdAt'),
+    expiresAt: readN(item, 'expiresAt'),
+  };
+}
+
+function downloadLinkFromItem(item: Item): CertificateDownloadLink {
+  const usedAt = readOptN(item, 'usedAt');
+  return {
+    id: readS(item, 'id'),
+    serial: readS(item, 'serial'),
+    createdAt: readN(item, 'createdAt'),
+    expiresAt: readN(item, 'expiresAt'),
+    createdBy: readS(item, 'createdBy'),
+    ...(usedAt === undefined ? {} : { usedAt }),
+  };
+}
+
+class DynamoCertificateDeliveryStore implements CertificateDeliveryStore {
+  constructor(private readonly table: Table) {}
+
+  async create(delivery: CertificateDelivery): Promise<void> {
+    const item: Item = {
+      ...key(K.certDeliveryPrefix + delivery.serial, K.certDeliverySort),
+      [TTL]: ttlOf(delivery.expiresAt),
+      itemType: str('certificateDelivery'),
+      serial: str(delivery.serial),
+      sealedPkcs12: str(delivery.sealedPkcs12),
+      fileName: str(delivery.fileName),
+      maxDownloads: num(delivery.maxDownloads),
+      downloads: num(delivery.downloads),
+      createdAt: num(delivery.createdAt),
+      expiresAt: num(delivery.expiresAt),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError(`a delivery for certificate ${delivery.serial} already exists`);
+  }
+
+  async get(serial: string): Promise<CertificateDelivery | undefined> {
+    const item = await this.table.get(K.certDeliveryPrefix + serial, K.certDeliverySort);
+    return item && deliveryFromItem(item);
+  }
+
+  async claimDownload(serial: string, now: number): Promise<CertificateDelivery | undefined> {
+    // ADD under a condition on the count, the limit and the expiry: one request, so concurrent
+    // downloads on any number of nodes never pass maxDownloads.
+    const updated = await this.table.update(K.certDeliveryPrefix + serial, K.certDeliverySort, 'ADD #downloads :one', {
+      condition: 'attribute_exists(#pk) AND #downloads < #maxDownloads AND #expiresAt > :now',
+      names: { '#pk': PK, '#downloads': 'downloads', '#maxDownloads': 'maxDownloads', '#expiresAt': 'expiresAt' },
+      values: { ':one': num(1), ':now': num(now) },
+    });
+    if (!updated) return undefined;
+    const delivery = deliveryFromItem(updated);
+    if (delivery.downloads >= delivery.maxDownloads) {
+      // The last allowed download: the file is not kept a moment longer than needed.
+      await this.table.delete(K.certDeliveryPrefix + serial, K.certDeliverySort);
+    }
+    return delivery;
+  }
+
+  async delete(serial: string): Promise<void> {
+    await this.table.delete(K.certDeliveryPrefix + serial, K.certDeliverySort);
+  }
+
+  async createLink(link: CertificateDownloadLink): Promise<void> {
+    const item: Item = {
+      ...key(K.certLinkPrefix + link.id, K.certLinkSort),
+      [TTL]: ttlOf(link.expiresAt),
+      itemType: str('certificateDownloadLink'),
+      id: str(link.id),
+      serial: str(link.serial),
+      createdAt: num(link.createdAt),
+      expiresAt: num(link.expiresAt),
+      createdBy: str(link.createdBy),
+      ...(link.usedAt === undefined ? {} : { usedAt: num(link.usedAt) }),
+    };
+    if (!(await this.table.put(item, NOT_EXISTS))) throw new StoreError('download link already exists');
+  }
+
+  async consumeLink(id: string, now: number): Promise<CertificateDownloadLink> {
+    const updated = await this.table.update(K.certLinkPrefix + id, K.certLinkSort, 'SET #usedAt = :now', {
+      condition: 'attribute_exists(#pk) AND attribute_not_exists(#usedAt) AND #expiresAt > :now',
+      names: { '#pk': PK, '#usedAt': 'usedAt', '#expiresAt': 'expiresAt' },
+      values: { ':now': num(now) },
+    });
+    if (updated) return downloadLinkFromItem(updated);
+    // Refused; a read names the reason (a link never becomes usable again).
+    const existing = await this.table.get(K.certLinkPrefix + id, K.certLinkSort);
+    if (!existing) throw new DownloadLinkUnusableError('unknown');
+    if (readOptN(existing, 'usedAt') !== undefined) throw new DownloadLinkUnusableError('used');
+    throw new DownloadLinkUnusableError('expired');
+  }
 }

@@ -6,14 +6,14 @@ export const TABLE_SCHEMA = {
   partitionKey: 'pk',
   sortKey: 'sk',
   /**
-   * Epoch seconds; DynamoDB's TTL deletes expired challenges, sessions, tokens, TOTP step marks
-   * and login-throttle records.
+   * Epoch seconds; DynamoDB's TTL deletes expired challenges, sessions, tokens, TOTP step marks,
+   * login-throttle records, certificate deliveries and download links.
    */
   ttlAttribute: 'ttl',
   globalSecondaryIndexes: [
     /**
      * Secondary access patterns (sessions by user, users by username order, audit by user,
-     * locked login-throttle keys).
+     * locked login-throttle keys, client certificates by user and shared-device certificates).
      * Every attribute is projected: the store reads whole items from the index, never a
      * second GetItem per row.
      */
@@ -38,6 +38,15 @@ export const TABLE_SCHEMA = {
  * - TOTP step mark:  TOTPSTEP#<userId>#<step> / TOTPSTEP / –              / –                           / expiresAt
  * - recovery codes:  RECOVERY#<userId>   / RECOVERY      / –               / –                           / –
  * - login throttle:  THROTTLE#<key>      / THROTTLE      / LOCKED (once locked) / <key>                / expiresAt
+ * - client CA:       CA#<id>             / CA            / –               / –                           / –
+ * - client cert:     CLIENTCERT#<serial> / CLIENTCERT    / USER#<userId>   / CLIENTCERT#<issuedAt>#<serial> / –
+ *   (shared device)                                       / CLIENTCERTS#SHARED / <label>#<issuedAt>#<serial>
+ * - cert owner:      CERTOWNER#<ownerKey>/ CERTOWNER     / –               / –                           / –
+ *   (the owner's active serials and a version, so the per-user limit is a conditional write)
+ * - revocation:      CERTREVOKED         / <serial>      / –               / –                           / –
+ * - active by expiry:CERTEXPIRY          / <expiresAt>#<serial> / –        / –                           / –
+ * - cert delivery:   CERTDELIVERY#<serial> / CERTDELIVERY / –              / –                           / expiresAt
+ * - download link:   CERTLINK#<id>       / CERTLINK      / –               / –                           / expiresAt
  *
  * Timestamps inside sort keys are zero-padded epoch milliseconds so that text order is time order.
  */
@@ -71,4 +80,20 @@ export const ITEM_KEYS = {
   throttleSort: 'THROTTLE',
   /** gsi1pk of every login-throttle record that has been locked: the console's list of locks. */
   lockedIndexPartition: 'LOCKED',
+  caPrefix: 'CA#',
+  caSort: 'CA',
+  clientCertPrefix: 'CLIENTCERT#',
+  clientCertSort: 'CLIENTCERT',
+  /** gsi1sk prefix of a user's client certificates in their USER#<userId> index partition. */
+  clientCertIndexPrefix: 'CLIENTCERT#',
+  /** gsi1pk of every shared-device certificate. */
+  sharedCertsIndexPartition: 'CLIENTCERTS#SHARED',
+  certOwnerPrefix: 'CERTOWNER#',
+  certOwnerSort: 'CERTOWNER',
+  revokedCertsPartition: 'CERTREVOKED',
+  certExpiryPartition: 'CERTEXPIRY',
+  certDeliveryPrefix: 'CERTDELIVERY#',
+  certDeliverySort: 'CERTDELIVERY',
+  certLinkPrefix: 'CERTLINK#',
+  certLinkSort: 'CERTLINK',
 } as const;

@@ -171,6 +171,60 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE sessions ADD COLUMN passkey_json TEXT;
     `,
   },
+  {
+    version: 4,
+    description: 'client certificates: the CA, issued certificates, pending PKCS#12 deliveries and download links',
+    sql: `
+      CREATE TABLE certificate_authorities (
+        id                  TEXT PRIMARY KEY,
+        certificate         BLOB NOT NULL,
+        sealed_private_key  TEXT NOT NULL,
+        created_at          INTEGER NOT NULL
+      ) STRICT;
+
+      -- owner_key is 'user:<userId>' or 'shared:<label>'; status is active, revoked or deleted.
+      CREATE TABLE client_certificates (
+        serial             TEXT PRIMARY KEY,
+        fingerprint        TEXT NOT NULL,
+        owner_key          TEXT NOT NULL,
+        device_label       TEXT NOT NULL,
+        key_type           TEXT NOT NULL,
+        certificate        BLOB NOT NULL,
+        issued_at          INTEGER NOT NULL,
+        expires_at         INTEGER NOT NULL,
+        issued_by          TEXT NOT NULL,
+        status             TEXT NOT NULL,
+        revoked_at         INTEGER,
+        revocation_reason  TEXT,
+        deleted_at         INTEGER,
+        renewal_of         TEXT
+      ) STRICT;
+      CREATE INDEX client_certificates_by_owner ON client_certificates (owner_key, issued_at);
+      CREATE INDEX client_certificates_active_by_expiry ON client_certificates (expires_at) WHERE status = 'active';
+      CREATE INDEX client_certificates_revoked ON client_certificates (serial) WHERE revoked_at IS NOT NULL;
+
+      CREATE TABLE certificate_deliveries (
+        serial         TEXT PRIMARY KEY,
+        sealed_pkcs12  TEXT NOT NULL,
+        file_name      TEXT NOT NULL,
+        max_downloads  INTEGER NOT NULL,
+        downloads      INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX certificate_deliveries_by_expiry ON certificate_deliveries (expires_at);
+
+      CREATE TABLE certificate_download_links (
+        id          TEXT PRIMARY KEY,
+        serial      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        used_at     INTEGER
+      ) STRICT;
+      CREATE INDEX certificate_download_links_by_expiry ON certificate_download_links (expires_at);
+    `,
+  },
 ];
 
 /** Brings the database up to the newest schema; each step commits together with its version bump. */

@@ -2,8 +2,12 @@ import { closeSync, mkdirSync, openSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  CertificateAuthorityExistsError,
+  CertificateExistsError,
+  CertificateLimitError,
   ConcurrentUpdateError,
   CredentialExistsError,
+  DownloadLinkUnusableError,
   KeyExistsError,
   NotFoundError,
   StoreError,
@@ -15,8 +19,16 @@ import {
 import type {
   AuditEvent,
   AuditStore,
+  CertificateAuthorityRecord,
+  CertificateAuthorityStore,
+  CertificateDelivery,
+  CertificateDeliveryStore,
+  CertificateDownloadLink,
+  CertificateOwner,
   Challenge,
   ChallengeStore,
+  ClientCertificate,
+  ClientCertificateStore,
   CredentialStore,
   EnrollmentPurpose,
   EnrollmentToken,
@@ -27,6 +39,8 @@ import type {
   RecoveryCode,
   RecoveryCodeSet,
   RecoveryCodeStore,
+  RevocationReason,
+  RevokedCertificateEntry,
   Session,
   SessionPasskey,
   SessionStore,
@@ -97,6 +111,9 @@ class SqliteStore implements Store {
   readonly totp: TotpStore;
   readonly recoveryCodes: RecoveryCodeStore;
   readonly loginThrottle: LoginThrottleStore;
+  readonly certificateAuthorities: CertificateAuthorityStore;
+  readonly clientCertificates: ClientCertificateStore;
+  readonly certificateDeliveries: CertificateDeliveryStore;
   private readonly sweep: (now: number) => void;
   private readonly pingStatement: Database.Statement;
 
@@ -111,6 +128,9 @@ class SqliteStore implements Store {
     this.totp = new SqliteTotpStore(db);
     this.recoveryCodes = new SqliteRecoveryCodeStore(db);
     this.loginThrottle = new SqliteLoginThrottleStore(db);
+    this.certificateAuthorities = new SqliteCertificateAuthorityStore(db);
+    this.clientCertificates = new SqliteClientCertificateStore(db);
+    this.certificateDeliveries = new SqliteCertificateDeliveryStore(db);
     this.pingStatement = db.prepare('SELECT 1');
     const sweepChallenges = db.prepare('DELETE FROM challenges WHERE expires_at <= ?');
     const sweepSessions = db.prepare('DELETE FROM sessions WHERE absolute_expires_at <= ?');
@@ -118,7 +138,11 @@ class SqliteStore implements Store {
     const sweepTotpSteps = db.prepare('DELETE FROM totp_used_steps WHERE expires_at <= ?');
     // A locked record's expires_at is at least its lock end, so a live lock is never swept.
     const sweepThrottles = db.prepare('DELETE FROM login_throttles WHERE expires_at <= ?');
+    const sweepDeliveries = db.prepare('DELETE FROM certificate_deliveries WHERE expires_at <= ?');
+    const sweepDownloadLinks = db.prepare('DELETE FROM certificate_download_links WHERE expires_at <= ?');
     this.sweep = db.transaction((now: number) => {
+      sweepDeliveries.run(now);
+      sweepDownloadLinks.run(now);
       sweepChallenges.run(now);
       sweepSessions.run(now);
       sweepTokens.run(now);
@@ -1068,6 +1092,375 @@ class SqliteLoginThrottleStore implements LoginThrottleStore {
 function requireWindow(windowMs: number): number {
   if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
   return windowMs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client certificates: the CA, issued certificates, pending PKCS#12 deliveries, download links
+
+interface CaRow {
+  id: string;
+  certificate: Buffer;
+  sealed_private_key: string;
+  created_at: number;
+}
+
+class SqliteCertificateAuthorityStore implements CertificateAuthorityStore {
+  private readonly insert: Database.Statement;
+  private readonly byId: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare(
+      'INSERT INTO certificate_authorities (id, certificate, sealed_private_key, created_at) VALUES (@id, @certificate, @sealedPrivateKey, @createdAt)',
+    );
+    this.byId = db.prepare('SELECT * FROM certificate_authorities WHERE id = ?');
+  }
+
+  create(ca: CertificateAuthorityRecord): Promise<void> {
+    return run(() => {
+      try {
+        this.insert.run({ id: ca.id, certificate: toBuffer(ca.certificateDer), sealedPrivateKey: ca.sealedPrivateKey, createdAt: ca.createdAt });
+      } catch (err) {
+        // The primary key decides the race between two processes on one file: one insert wins.
+        if (isConstraint(err, 'certificate_authorities.id')) throw new CertificateAuthorityExistsError(ca.id);
+        throw err;
+      }
+    });
+  }
+
+  get(id: string): Promise<CertificateAuthorityRecord | undefined> {
+    return run(() =>
+      mapRow(this.byId.get(id) as CaRow | undefined, (row) => ({
+        id: row.id,
+        certificateDer: new Uint8Array(row.certificate),
+        sealedPrivateKey: row.sealed_private_key,
+        createdAt: row.created_at,
+      })),
+    );
+  }
+}
+
+interface ClientCertificateRow {
+  serial: string;
+  fingerprint: string;
+  owner_key: string;
+  device_label: string;
+  key_type: string;
+  certificate: Buffer;
+  issued_at: number;
+  expires_at: number;
+  issued_by: string;
+  status: string;
+  revoked_at: number | null;
+  revocation_reason: string | null;
+  deleted_at: number | null;
+  renewal_of: string | null;
+}
+
+/** 'user:<userId>' or 'shared:<label>': one column that both orders and selects by owner. */
+function certificateOwnerKey(owner: CertificateOwner): string {
+  return owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}`;
+}
+
+function certificateOwnerOf(key: string): CertificateOwner {
+  if (key.startsWith('user:')) return { kind: 'user', userId: key.slice(5) };
+  if (key.startsWith('shared:')) return { kind: 'shared', label: key.slice(7) };
+  throw new StoreError(`client certificate row has a malformed owner ${JSON.stringify(key)}`);
+}
+
+const REVOCATION_REASONS: readonly RevocationReason[] = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+];
+
+/** Unknown reasons read as 'unspecified' (RFC 5280 §5.3.1: the reason code that says nothing more). */
+function revocationReasonOf(value: string): RevocationReason {
+  return (REVOCATION_REASONS as readonly string[]).includes(value) ? (value as RevocationReason) : 'unspecified';
+}
+
+function clientCertificateFromRow(row: ClientCertificateRow): ClientCertificate {
+  // Unknown states read as 'revoked', never as 'active': a damaged row must not admit anyone.
+  const status = row.status === 'active' || row.status === 'deleted' ? row.status : 'revoked';
+  return {
+    serial: row.serial,
+    fingerprint: row.fingerprint,
+    owner: certificateOwnerOf(row.owner_key),
+    deviceLabel: row.device_label,
+    keyType: row.key_type === 'rsa-2048' ? 'rsa-2048' : 'ec-p256',
+    certificateDer: new Uint8Array(row.certificate),
+    issuedAt: row.issued_at,
+    expiresAt: row.expires_at,
+    issuedBy: row.issued_by,
+    status,
+    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+    ...(row.revocation_reason === null ? {} : { revocationReason: revocationReasonOf(row.revocation_reason) }),
+    ...(row.deleted_at === null ? {} : { deletedAt: row.deleted_at }),
+    ...(row.renewal_of === null ? {} : { renewalOf: row.renewal_of }),
+  };
+}
+
+class SqliteClientCertificateStore implements ClientCertificateStore {
+  private readonly insert: Database.Transaction<(certificate: ClientCertificate, limit?: { maxActive: number; now: number }) => void>;
+  private readonly bySerial: Database.Statement;
+  private readonly byOwner: Database.Statement;
+  private readonly shared: Database.Statement;
+  private readonly revokeTx: Database.Transaction<(serial: string, at: number, reason: RevocationReason) => { certificate: ClientCertificate; changed: boolean }>;
+  private readonly deleteTx: Database.Transaction<(serial: string, at: number) => { certificate: ClientCertificate; changed: boolean }>;
+  private readonly revoked: Database.Statement;
+  private readonly expiring: Database.Statement;
+
+  constructor(db: Database.Database) {
+    const insertRow = db.prepare(
+      `INSERT INTO client_certificates (serial, fingerprint, owner_key, device_label, key_type, certificate, issued_at,
+         expires_at, issued_by, status, revoked_at, revocation_reason, deleted_at, renewal_of)
+       VALUES (@serial, @fingerprint, @ownerKey, @deviceLabel, @keyType, @certificate, @issuedAt,
+         @expiresAt, @issuedBy, 'active', NULL, NULL, NULL, @renewalOf)`,
+    );
+    const countActive = db.prepare(
+      "SELECT COUNT(*) AS n FROM client_certificates WHERE owner_key = ? AND status = 'active' AND expires_at > ?",
+    );
+    this.bySerial = db.prepare('SELECT * FROM client_certificates WHERE serial = ?');
+    this.byOwner = db.prepare('SELECT * FROM client_certificates WHERE owner_key = ? ORDER BY issued_at, serial');
+    // A range on the owner column rather than LIKE, so the index is used (';' follows ':').
+    this.shared = db.prepare(
+      "SELECT * FROM client_certificates WHERE owner_key >= 'shared:' AND owner_key < 'shared;' ORDER BY owner_key, issued_at, serial",
+    );
+    const setRevoked = db.prepare(
+      "UPDATE client_certificates SET status = 'revoked', revoked_at = @at, revocation_reason = @reason WHERE serial = @serial AND status = 'active'",
+    );
+    // An active certificate is revoked as it is deleted: a deleted certificate must stay refused.
+    const setDeleted = db.prepare(
+      `UPDATE client_certificates SET status = 'deleted', deleted_at = @at,
+         revoked_at = COALESCE(revoked_at, @at), revocation_reason = COALESCE(revocation_reason, 'cessationOfOperation')
+       WHERE serial = @serial AND status != 'deleted'`,
+    );
+    this.revoked = db.prepare(
+      'SELECT serial, revoked_at, revocation_reason, expires_at FROM client_certificates WHERE revoked_at IS NOT NULL ORDER BY serial',
+    );
+    this.expiring = db.prepare(
+      "SELECT * FROM client_certificates WHERE status = 'active' AND expires_at > ? AND expires_at <= ? ORDER BY expires_at, serial",
+    );
+
+    // Count and insert in one IMMEDIATE transaction: two processes issuing for one owner
+    // serialise on the write lock, so the limit holds.
+    this.insert = db.transaction((certificate: ClientCertificate, limit?: { maxActive: number; now: number }) => {
+      const ownerKey = certificateOwnerKey(certificate.owner);
+      if (limit) {
+        const { n } = countActive.get(ownerKey, limit.now) as { n: number };
+        if (n >= limit.maxActive) throw new CertificateLimitError(ownerKey, limit.maxActive);
+      }
+      try {
+        insertRow.run({
+          serial: certificate.serial,
+          fingerprint: certificate.fingerprint,
+          ownerKey,
+          deviceLabel: certificate.deviceLabel,
+          keyType: certificate.keyType,
+          certificate: toBuffer(certificate.certificateDer),
+          issuedAt: certificate.issuedAt,
+          expiresAt: certificate.expiresAt,
+          issuedBy: certificate.issuedBy,
+          renewalOf: certificate.renewalOf ?? null,
+        });
+      } catch (err) {
+        if (isConstraint(err, 'client_certificates.serial')) throw new CertificateExistsError(certificate.serial);
+        throw err;
+      }
+    });
+    const current = (serial: string): ClientCertificate => {
+      const row = this.bySerial.get(serial) as ClientCertificateRow | undefined;
+      if (!row) throw new NotFoundError('client certificate', serial);
+      return clientCertificateFromRow(row);
+    };
+    this.revokeTx = db.transaction((serial: string, at: number, reason: RevocationReason) => {
+      const changed = setRevoked.run({ serial, at, reason }).changes === 1;
+      return { certificate: current(serial), changed };
+    });
+    this.deleteTx = db.transaction((serial: string, at: number) => {
+      const changed = setDeleted.run({ serial, at }).changes === 1;
+      return { certificate: current(serial), changed };
+    });
+  }
+
+  create(certificate: ClientCertificate, limit?: { maxActive: number; now: number }): Promise<void> {
+    return run(() => this.insert.immediate(certificate, limit));
+  }
+
+  get(serial: string): Promise<ClientCertificate | undefined> {
+    return run(() => mapRow(this.bySerial.get(serial) as ClientCertificateRow | undefined, clientCertificateFromRow));
+  }
+
+  listByOwner(owner: CertificateOwner): Promise<ClientCertificate[]> {
+    return run(() => (this.byOwner.all(certificateOwnerKey(owner)) as ClientCertificateRow[]).map(clientCertificateFromRow));
+  }
+
+  listShared(): Promise<ClientCertificate[]> {
+    return run(() => (this.shared.all() as ClientCertificateRow[]).map(clientCertificateFromRow));
+  }
+
+  revoke(serial: string, at: number, reason: RevocationReason): Promise<{ certificate: ClientCertificate; changed: boolean }> {
+    return run(() => this.revokeTx.immediate(serial, at, reason));
+  }
+
+  markDeleted(serial: string, at: number): Promise<{ certificate: ClientCertificate; changed: boolean }> {
+    return run(() => this.deleteTx.immediate(serial, at));
+  }
+
+  listRevoked(): Promise<RevokedCertificateEntry[]> {
+    return run(() =>
+      (this.revoked.all() as Pick<ClientCertificateRow, 'serial' | 'revoked_at' | 'revocation_reason' | 'expires_at'>[]).map((row) => ({
+        serial: row.serial,
+        revokedAt: row.revoked_at ?? 0,
+        reason: revocationReasonOf(row.revocation_reason ?? 'unspecified'),
+        expiresAt: row.expires_at,
+      })),
+    );
+  }
+
+  listExpiring(after: number, until: number): Promise<ClientCertificate[]> {
+    return run(() => (this.expiring.all(after, until) as ClientCertificateRow[]).map(clientCertificateFromRow));
+  }
+}
+
+interface DeliveryRow {
+  serial: string;
+  sealed_pkcs12: string;
+  file_name: string;
+  max_downloads: number;
+  downloads: number;
+  created_at: number;
+  expires_at: number;
+}
+
+function deliveryFromRow(row: DeliveryRow): CertificateDelivery {
+  return {
+    serial: row.serial,
+    sealedPkcs12: row.sealed_pkcs12,
+    fileName: row.file_name,
+    maxDownloads: row.max_downloads,
+    downloads: row.downloads,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+interface DownloadLinkRow {
+  id: string;
+  serial: string;
+  created_at: number;
+  expires_at: number;
+  created_by: string;
+  used_at: number | null;
+}
+
+function downloadLinkFromRow(row: DownloadLinkRow): CertificateDownloadLink {
+  return {
+    id: row.id,
+    serial: row.serial,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    createdBy: row.created_by,
+    ...(row.used_at === null ? {} : { usedAt: row.used_at }),
+  };
+}
+
+class SqliteCertificateDeliveryStore implements CertificateDeliveryStore {
+  private readonly insert: Database.Statement;
+  private readonly bySerial: Database.Statement;
+  private readonly claim: Database.Transaction<(serial: string, now: number) => CertificateDelivery | undefined>;
+  private readonly deleteStatement: Database.Statement;
+  private readonly insertLink: Database.Statement;
+  private readonly useLink: Database.Statement;
+  private readonly linkById: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare(
+      `INSERT INTO certificate_deliveries (serial, sealed_pkcs12, file_name, max_downloads, downloads, created_at, expires_at)
+       VALUES (@serial, @sealedPkcs12, @fileName, @maxDownloads, @downloads, @createdAt, @expiresAt)`,
+    );
+    this.bySerial = db.prepare('SELECT * FROM certificate_deliveries WHERE serial = ?');
+    // The limit, the expiry and the count are one statement, so concurrent downloads never
+    // exceed maxDownloads; the last one also removes the file in the same transaction.
+    const count = db.prepare(
+      `UPDATE certificate_deliveries SET downloads = downloads + 1
+       WHERE serial = @serial AND downloads < max_downloads AND expires_at > @now
+       RETURNING *`,
+    );
+    this.deleteStatement = db.prepare('DELETE FROM certificate_deliveries WHERE serial = ?');
+    const deleteSpent = this.deleteStatement;
+    this.claim = db.transaction((serial: string, now: number) => {
+      const row = count.get({ serial, now }) as DeliveryRow | undefined;
+      if (!row) return undefined;
+      if (row.downloads >= row.max_downloads) deleteSpent.run(serial);
+      return deliveryFromRow(row);
+    });
+    this.insertLink = db.prepare(
+      `INSERT INTO certificate_download_links (id, serial, created_at, expires_at, created_by, used_at)
+       VALUES (@id, @serial, @createdAt, @expiresAt, @createdBy, @usedAt)`,
+    );
+    this.useLink = db.prepare(
+      `UPDATE certificate_download_links SET used_at = @now
+       WHERE id = @id AND used_at IS NULL AND expires_at > @now
+       RETURNING *`,
+    );
+    this.linkById = db.prepare('SELECT * FROM certificate_download_links WHERE id = ?');
+  }
+
+  create(delivery: CertificateDelivery): Promise<void> {
+    return run(() => {
+      try {
+        this.insert.run({ ...delivery });
+      } catch (err) {
+        if (isConstraint(err, 'certificate_deliveries.serial')) throw new StoreError(`a delivery for certificate ${delivery.serial} already exists`);
+        throw err;
+      }
+    });
+  }
+
+  get(serial: string): Promise<CertificateDelivery | undefined> {
+    return run(() => mapRow(this.bySerial.get(serial) as DeliveryRow | undefined, deliveryFromRow));
+  }
+
+  claimDownload(serial: string, now: number): Promise<CertificateDelivery | undefined> {
+    return run(() => this.claim.immediate(serial, now));
+  }
+
+  delete(serial: string): Promise<void> {
+    return run(() => {
+      this.deleteStatement.run(serial);
+    });
+  }
+
+  createLink(link: CertificateDownloadLink): Promise<void> {
+    return run(() => {
+      try {
+        this.insertLink.run({ ...link, usedAt: link.usedAt ?? null });
+      } catch (err) {
+        if (isConstraint(err, 'certificate_download_links.id')) throw new StoreError('download link already exists');
+        throw err;
+      }
+    });
+  }
+
+  consumeLink(id: string, now: number): Promise<CertificateDownloadLink> {
+    return run(() => {
+      const row = this.useLink.get({ id, now }) as DownloadLinkRow | undefined;
+      if (row) return downloadLinkFromRow(row);
+      // Refused; a read names the reason (a link never becomes usable again).
+      const existing = this.linkById.get(id) as DownloadLinkRow | undefined;
+      if (!existing) throw new DownloadLinkUnusableError('unknown');
+      if (existing.used_at !== null) throw new DownloadLinkUnusableError('used');
+      throw new DownloadLinkUnusableError('expired');
+    });
+  }
+}
+
+/** A Buffer view of the same bytes, for the driver's BLOB binding. */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 // ---------------------------------------------------------------------------------------------

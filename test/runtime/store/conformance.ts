@@ -4,8 +4,12 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  CertificateAuthorityExistsError,
+  CertificateExistsError,
+  CertificateLimitError,
   ConcurrentUpdateError,
   CredentialExistsError,
+  DownloadLinkUnusableError,
   KeyExistsError,
   NotFoundError,
   StoreError,
@@ -16,7 +20,11 @@ import {
 import { randomId, timeSortableId } from '../../../runtime/store/ids.js';
 import type {
   AuditEvent,
+  CertificateDelivery,
+  CertificateDownloadLink,
+  CertificateOwner,
   Challenge,
+  ClientCertificate,
   EnrollmentToken,
   LoginThrottle,
   PasskeyCredential,
@@ -137,6 +145,46 @@ function makeRecoverySet(userId: string, overrides: Partial<RecoveryCodeSet> = {
     createdAt: T0,
     ...overrides,
   };
+}
+
+function makeClientCertificate(owner: CertificateOwner, overrides: Partial<ClientCertificate> = {}): ClientCertificate {
+  // 16 random bytes with the top bit clear, as the CA service makes them.
+  const serial = (0x40 + Math.floor(Math.random() * 0x3f)).toString(16) + randomBytesHex(15);
+  return {
+    serial,
+    fingerprint: randomBytesHex(32),
+    owner,
+    deviceLabel: 'Work laptop ノートPC',
+    keyType: 'ec-p256',
+    // Zero and high bytes: a lossy conversion of the DER would show up here.
+    certificateDer: new Uint8Array([0x30, 0x82, 0x00, 0xff, ...Array.from({ length: 48 }, (_, i) => (i * 53) & 0xff)]),
+    issuedAt: T0,
+    expiresAt: T0 + 365 * DAY,
+    issuedBy: 'cli',
+    status: 'active',
+    ...overrides,
+  };
+}
+
+function randomBytesHex(bytes: number): string {
+  return Array.from({ length: bytes }, () => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join('');
+}
+
+function makeDelivery(serial: string, overrides: Partial<CertificateDelivery> = {}): CertificateDelivery {
+  return {
+    serial,
+    sealedPkcs12: `v1.sealed.${randomId(48)}`,
+    fileName: 'hanako-work-laptop.p12',
+    maxDownloads: 3,
+    downloads: 0,
+    createdAt: T0,
+    expiresAt: T0 + 7 * DAY,
+    ...overrides,
+  };
+}
+
+function makeDownloadLink(serial: string, overrides: Partial<CertificateDownloadLink> = {}): CertificateDownloadLink {
+  return { id: randomId(32), serial, createdAt: T0, expiresAt: T0 + DAY, createdBy: 'admin', ...overrides };
 }
 
 /** A 30-second RFC 6238 time step near T0. */
@@ -1065,6 +1113,234 @@ export function describeStoreConformance(
         await store.loginThrottle.lock('ip:1000', T0 + WINDOW);
         expect((await store.loginThrottle.listLocked('ip:10_', T0)).map((t) => t.key)).toEqual(['ip:10_0']);
         expect(await store.loginThrottle.listLocked('ip:%', T0)).toEqual([]);
+      });
+    });
+
+    describe('certificate authority', () => {
+      it('round-trips the CA and refuses a second one with the same id', async () => {
+        const ca = { id: 'default', certificateDer: new Uint8Array([0x30, 0x00, 0xff, 0x80]), sealedPrivateKey: 'v1.sealed.ca', createdAt: T0 };
+        expect(await store.certificateAuthorities.get('default')).toBeUndefined();
+        await store.certificateAuthorities.create(ca);
+        expect(await store.certificateAuthorities.get('default')).toEqual(ca);
+        await expect(store.certificateAuthorities.create({ ...ca, sealedPrivateKey: 'v1.sealed.other' })).rejects.toBeInstanceOf(
+          CertificateAuthorityExistsError,
+        );
+        expect(await store.certificateAuthorities.get('default')).toEqual(ca);
+      });
+
+      it('lets exactly one of several racing creations win', async () => {
+        const attempts = Array.from({ length: 6 }, (_, i) =>
+          store.certificateAuthorities.create({ id: 'default', certificateDer: new Uint8Array([i]), sealedPrivateKey: `sealed-${i}`, createdAt: T0 + i }),
+        );
+        const { won, lost } = await race(attempts);
+        expect(won).toHaveLength(1);
+        expect(lost.every((e) => e instanceof CertificateAuthorityExistsError)).toBe(true);
+        const stored = await store.certificateAuthorities.get('default');
+        expect(stored?.sealedPrivateKey).toBe(`sealed-${stored?.certificateDer[0]}`);
+      });
+    });
+
+    describe('client certificates', () => {
+      it('round-trips every field, and refuses a second certificate with the same serial', async () => {
+        const user: CertificateOwner = { kind: 'user', userId: randomId() };
+        const plain = makeClientCertificate(user);
+        const renewal = makeClientCertificate(user, { keyType: 'rsa-2048', renewalOf: plain.serial, issuedAt: T0 + 1 });
+        await store.clientCertificates.create(plain);
+        await store.clientCertificates.create(renewal);
+        expect(await store.clientCertificates.get(plain.serial)).toEqual(plain);
+        expect(await store.clientCertificates.get(renewal.serial)).toEqual(renewal);
+        expect(await store.clientCertificates.get('7fffffff')).toBeUndefined();
+        await expect(store.clientCertificates.create({ ...plain, owner: { kind: 'user', userId: randomId() } })).rejects.toBeInstanceOf(CertificateExistsError);
+        expect(await store.clientCertificates.get(plain.serial)).toEqual(plain);
+      });
+
+      it("lists a user's certificates oldest first, and shared ones by label", async () => {
+        const alice: CertificateOwner = { kind: 'user', userId: randomId() };
+        const kiosk: CertificateOwner = { kind: 'shared', label: 'kiosk-1' };
+        const lobby: CertificateOwner = { kind: 'shared', label: 'lobby' };
+        const a2 = makeClientCertificate(alice, { issuedAt: T0 + 2 });
+        const a1 = makeClientCertificate(alice, { issuedAt: T0 + 1 });
+        const other = makeClientCertificate({ kind: 'user', userId: randomId() });
+        const k2 = makeClientCertificate(kiosk, { issuedAt: T0 + 5 });
+        const k1 = makeClientCertificate(kiosk, { issuedAt: T0 + 4 });
+        const l1 = makeClientCertificate(lobby, { issuedAt: T0 });
+        for (const c of [a2, a1, other, k2, k1, l1]) await store.clientCertificates.create(c);
+
+        expect(await store.clientCertificates.listByOwner(alice)).toEqual([a1, a2]);
+        expect(await store.clientCertificates.listByOwner(kiosk)).toEqual([k1, k2]);
+        // A label that is a prefix of another must not pick up the other's certificates.
+        expect(await store.clientCertificates.listByOwner({ kind: 'shared', label: 'kiosk' })).toEqual([]);
+        expect(await store.clientCertificates.listShared()).toEqual([k1, k2, l1]);
+        expect(await store.clientCertificates.listByOwner({ kind: 'user', userId: randomId() })).toEqual([]);
+      });
+
+      it('enforces the active limit per owner; revoked, deleted and expired certificates do not count', async () => {
+        const owner: CertificateOwner = { kind: 'user', userId: randomId() };
+        const limit = { maxActive: 2, now: T0 };
+        const first = makeClientCertificate(owner);
+        const second = makeClientCertificate(owner);
+        await store.clientCertificates.create(first, limit);
+        await store.clientCertificates.create(second, limit);
+        await expect(store.clientCertificates.create(makeClientCertificate(owner), limit)).rejects.toBeInstanceOf(CertificateLimitError);
+        // Another owner has their own allowance; without a limit there is no check.
+        await store.clientCertificates.create(makeClientCertificate({ kind: 'user', userId: randomId() }), limit);
+        const unlimited = makeClientCertificate(owner);
+        await store.clientCertificates.create(unlimited);
+
+        const afterRevoke = makeClientCertificate(owner);
+        await store.clientCertificates.revoke(first.serial, T0, 'keyCompromise');
+        await store.clientCertificates.revoke(unlimited.serial, T0, 'superseded');
+        await store.clientCertificates.create(afterRevoke, limit);
+        await expect(store.clientCertificates.create(makeClientCertificate(owner), limit)).rejects.toBeInstanceOf(CertificateLimitError);
+
+        await store.clientCertificates.markDeleted(second.serial, T0);
+        const afterDelete = makeClientCertificate(owner);
+        await store.clientCertificates.create(afterDelete, limit);
+        await expect(store.clientCertificates.create(makeClientCertificate(owner), limit)).rejects.toBeInstanceOf(CertificateLimitError);
+
+        // At a time when both live certificates have expired, there is room again.
+        await store.clientCertificates.create(makeClientCertificate(owner, { issuedAt: T0 + 400 * DAY, expiresAt: T0 + 765 * DAY }), { maxActive: 1, now: T0 + 366 * DAY });
+      });
+
+      it('lets only maxActive of several racing issuances for one owner through', async () => {
+        const owner: CertificateOwner = { kind: 'user', userId: randomId() };
+        const attempts = Array.from({ length: 6 }, () => store.clientCertificates.create(makeClientCertificate(owner), { maxActive: 2, now: T0 }));
+        const { won, lost } = await race(attempts);
+        expect(won).toHaveLength(2);
+        // A node that keeps losing the race may give up with ConcurrentUpdateError; none may pass the limit.
+        expect(lost.every((e) => e instanceof CertificateLimitError || e instanceof ConcurrentUpdateError)).toBe(true);
+        expect((await store.clientCertificates.listByOwner(owner)).filter((c) => c.status === 'active')).toHaveLength(2);
+      });
+
+      it('revokes once: a second revocation changes nothing', async () => {
+        const cert = makeClientCertificate({ kind: 'user', userId: randomId() });
+        await store.clientCertificates.create(cert);
+        const first = await store.clientCertificates.revoke(cert.serial, T0 + 10, 'keyCompromise');
+        const revoked = { ...cert, status: 'revoked' as const, revokedAt: T0 + 10, revocationReason: 'keyCompromise' as const };
+        expect(first).toEqual({ certificate: revoked, changed: true });
+        expect(await store.clientCertificates.get(cert.serial)).toEqual(revoked);
+        expect(await store.clientCertificates.revoke(cert.serial, T0 + 20, 'superseded')).toEqual({ certificate: revoked, changed: false });
+        await expect(store.clientCertificates.revoke('7ffff0', T0, 'unspecified')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('deletes as a tombstone, revoking an active certificate on the way', async () => {
+        const owner: CertificateOwner = { kind: 'shared', label: 'reception' };
+        const active = makeClientCertificate(owner);
+        const revoked = makeClientCertificate(owner, { issuedAt: T0 + 1 });
+        await store.clientCertificates.create(active);
+        await store.clientCertificates.create(revoked);
+        await store.clientCertificates.revoke(revoked.serial, T0 + 5, 'affiliationChanged');
+
+        const deletedActive = { ...active, status: 'deleted' as const, deletedAt: T0 + 9, revokedAt: T0 + 9, revocationReason: 'cessationOfOperation' as const };
+        expect(await store.clientCertificates.markDeleted(active.serial, T0 + 9)).toEqual({ certificate: deletedActive, changed: true });
+        const deletedRevoked = { ...revoked, status: 'deleted' as const, deletedAt: T0 + 9, revokedAt: T0 + 5, revocationReason: 'affiliationChanged' as const };
+        expect(await store.clientCertificates.markDeleted(revoked.serial, T0 + 9)).toEqual({ certificate: deletedRevoked, changed: true });
+        expect(await store.clientCertificates.markDeleted(active.serial, T0 + 30)).toEqual({ certificate: deletedActive, changed: false });
+        expect(await store.clientCertificates.get(active.serial)).toEqual(deletedActive);
+        expect(await store.clientCertificates.listByOwner(owner)).toEqual([deletedActive, deletedRevoked]);
+        // A deleted certificate is never revived by a revocation.
+        expect((await store.clientCertificates.revoke(active.serial, T0 + 40, 'keyCompromise')).changed).toBe(false);
+        await expect(store.clientCertificates.markDeleted('7ffff1', T0)).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('lists every revocation for the CRL, ordered by serial, deleted ones included', async () => {
+        const owner: CertificateOwner = { kind: 'user', userId: randomId() };
+        const certs = Array.from({ length: 4 }, () => makeClientCertificate(owner));
+        for (const c of certs) await store.clientCertificates.create(c);
+        expect(await store.clientCertificates.listRevoked()).toEqual([]);
+        await store.clientCertificates.revoke(certs[0]!.serial, T0 + 1, 'keyCompromise');
+        await store.clientCertificates.revoke(certs[0]!.serial, T0 + 2, 'superseded');
+        await store.clientCertificates.markDeleted(certs[1]!.serial, T0 + 3);
+        await store.clientCertificates.revoke(certs[2]!.serial, T0 + 4, 'privilegeWithdrawn');
+        const expected = [
+          { serial: certs[0]!.serial, revokedAt: T0 + 1, reason: 'keyCompromise', expiresAt: certs[0]!.expiresAt },
+          { serial: certs[1]!.serial, revokedAt: T0 + 3, reason: 'cessationOfOperation', expiresAt: certs[1]!.expiresAt },
+          { serial: certs[2]!.serial, revokedAt: T0 + 4, reason: 'privilegeWithdrawn', expiresAt: certs[2]!.expiresAt },
+        ].sort((a, b) => (a.serial < b.serial ? -1 : 1));
+        expect(await store.clientCertificates.listRevoked()).toEqual(expected);
+      });
+
+      it('lists active certificates expiring in a window, soonest first', async () => {
+        const owner: CertificateOwner = { kind: 'user', userId: randomId() };
+        const at = (days: number) => makeClientCertificate(owner, { expiresAt: T0 + days * DAY });
+        const [d5, d10, d30, d31, d3] = [at(5), at(10), at(30), at(31), at(3)];
+        for (const c of [d5, d10, d30, d31, d3]) await store.clientCertificates.create(c);
+        await store.clientCertificates.revoke(d10.serial, T0, 'unspecified');
+        // after is exclusive, until inclusive.
+        expect(await store.clientCertificates.listExpiring(T0 + 3 * DAY, T0 + 30 * DAY)).toEqual([d5, d30]);
+        expect(await store.clientCertificates.listExpiring(T0, T0 + 30 * DAY)).toEqual([d3, d5, d30]);
+        expect(await store.clientCertificates.listExpiring(T0 + 31 * DAY, T0 + 40 * DAY)).toEqual([]);
+        await store.clientCertificates.markDeleted(d3.serial, T0);
+        expect(await store.clientCertificates.listExpiring(T0, T0 + 40 * DAY)).toEqual([d5, d30, d31]);
+      });
+    });
+
+    describe('certificate deliveries and download links', () => {
+      it('counts downloads up to the limit and forgets the file after the last one', async () => {
+        const delivery = makeDelivery('4a01', { maxDownloads: 2 });
+        await store.certificateDeliveries.create(delivery);
+        expect(await store.certificateDeliveries.get('4a01')).toEqual(delivery);
+        await expect(store.certificateDeliveries.create(delivery)).rejects.toBeInstanceOf(StoreError);
+        expect(await store.certificateDeliveries.claimDownload('4a01', T0 + 1)).toEqual({ ...delivery, downloads: 1 });
+        expect(await store.certificateDeliveries.claimDownload('4a01', T0 + 2)).toEqual({ ...delivery, downloads: 2 });
+        expect(await store.certificateDeliveries.get('4a01')).toBeUndefined();
+        expect(await store.certificateDeliveries.claimDownload('4a01', T0 + 3)).toBeUndefined();
+        expect(await store.certificateDeliveries.claimDownload('4aff', T0)).toBeUndefined();
+      });
+
+      it('refuses a download after expiry, and deletes idempotently', async () => {
+        const delivery = makeDelivery('4a02');
+        await store.certificateDeliveries.create(delivery);
+        expect(await store.certificateDeliveries.claimDownload('4a02', delivery.expiresAt)).toBeUndefined();
+        expect(await store.certificateDeliveries.get('4a02')).toEqual(delivery);
+        await store.certificateDeliveries.delete('4a02');
+        await store.certificateDeliveries.delete('4a02');
+        expect(await store.certificateDeliveries.get('4a02')).toBeUndefined();
+      });
+
+      it('lets only maxDownloads of several racing downloads through', async () => {
+        await store.certificateDeliveries.create(makeDelivery('4a03', { maxDownloads: 2 }));
+        const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.certificateDeliveries.claimDownload('4a03', T0 + i)));
+        expect(results.filter((r) => r !== undefined).map((r) => r!.downloads).sort()).toEqual([1, 2]);
+      });
+
+      it('uses a link once, and names why a link is refused', async () => {
+        const link = makeDownloadLink('4a04');
+        const expired = makeDownloadLink('4a04', { expiresAt: T0 + 10 });
+        await store.certificateDeliveries.createLink(link);
+        await store.certificateDeliveries.createLink(expired);
+        await expect(store.certificateDeliveries.createLink(link)).rejects.toBeInstanceOf(StoreError);
+        expect(await store.certificateDeliveries.consumeLink(link.id, T0 + 1)).toEqual({ ...link, usedAt: T0 + 1 });
+        await expect(store.certificateDeliveries.consumeLink(link.id, T0 + 2)).rejects.toMatchObject({ reason: 'used' });
+        await expect(store.certificateDeliveries.consumeLink(expired.id, T0 + 10)).rejects.toMatchObject({ reason: 'expired' });
+        await expect(store.certificateDeliveries.consumeLink(randomId(32), T0)).rejects.toBeInstanceOf(DownloadLinkUnusableError);
+      });
+
+      it('lets exactly one of several racing uses of a link win', async () => {
+        const link = makeDownloadLink('4a05');
+        await store.certificateDeliveries.createLink(link);
+        const { won, lost } = await race(Array.from({ length: 6 }, () => store.certificateDeliveries.consumeLink(link.id, T0 + 1)));
+        expect(won).toHaveLength(1);
+        expect(lost.every((e) => e instanceof DownloadLinkUnusableError && e.reason === 'used')).toBe(true);
+      });
+
+      it(sweepRemovesExpired ? 'are swept once expired, live ones kept' : 'keep live deliveries and links through a sweep', async () => {
+        const now = T0 + DAY;
+        const live = makeDelivery('4a06', { expiresAt: now + 60_000 });
+        const old = makeDelivery('4a07', { expiresAt: now });
+        const liveLink = makeDownloadLink('4a06', { expiresAt: now + 60_000 });
+        const oldLink = makeDownloadLink('4a07', { expiresAt: now - 1 });
+        await store.certificateDeliveries.create(live);
+        await store.certificateDeliveries.create(old);
+        await store.certificateDeliveries.createLink(liveLink);
+        await store.certificateDeliveries.createLink(oldLink);
+        await expect(store.sweepExpired(now)).resolves.toBeUndefined();
+        expect(await store.certificateDeliveries.get('4a06')).toEqual(live);
+        expect(await store.certificateDeliveries.consumeLink(liveLink.id, now)).toEqual({ ...liveLink, usedAt: now });
+        if (sweepRemovesExpired) {
+          expect(await store.certificateDeliveries.get('4a07')).toBeUndefined();
+          await expect(store.certificateDeliveries.consumeLink(oldLink.id, now)).rejects.toMatchObject({ reason: 'unknown' });
+        }
       });
     });
 
