@@ -157,6 +157,45 @@ export interface LoginProtectionConfig {
   readonly delayStepMs: number;
 }
 
+/**
+ * Name fields of Kanmon's own client-certificate CA. Read when the CA is created (first start or
+ * first use); changing them later does not touch a CA that exists.
+ */
+export interface CaConfig {
+  /** @default "<webauthn.rpName> Client CA" */
+  readonly commonName: string;
+  /** @default absent */
+  readonly organization?: string;
+  /** @default absent */
+  readonly organizationalUnit?: string;
+  /** Two-letter ISO 3166 country code, e.g. "JP". @default absent */
+  readonly country?: string;
+  /** Validity of each CRL: nextUpdate = thisUpdate + this (RFC 5280 §5.1.2.5). @default 24 */
+  readonly crlValidityHours: number;
+}
+
+export type ClientCertificateKeyType = 'ec-p256' | 'rsa-2048';
+
+export interface ClientCertificatesConfig {
+  /** Validity of a new client certificate. @default 365 */
+  readonly lifetimeDays: number;
+  /** Key pair generated for new certificates; rsa-2048 for clients without EC support. @default "ec-p256" */
+  readonly keyType: ClientCertificateKeyType;
+  /** Active (unrevoked, unexpired) certificates one user may hold. @default 5 */
+  readonly maxActivePerUser: number;
+  /** Downloads allowed of the PKCS#12 file of one issuance. @default 3 */
+  readonly maxDownloadsPerIssuance: number;
+  /** How long the file of an issuance, and each download link, can be fetched. @default 604800 (7 days) */
+  readonly downloadLinkTtlSeconds: number;
+  /**
+   * How stale a node's cached view of a certificate's status may be: a revocation is refused by
+   * every node within this bound. @default 5
+   */
+  readonly statusCacheSeconds: number;
+  /** Certificates expiring within this many days are reported for renewal. @default 30 */
+  readonly renewBeforeDays: number;
+}
+
 export interface GroupPolicyConfig {
   /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
   readonly deviceBoundPasskeys: boolean;
@@ -211,6 +250,9 @@ export interface KanmonConfig {
   readonly enrollment: EnrollmentConfig;
   readonly totp: TotpConfig;
   readonly loginProtection: LoginProtectionConfig;
+  /** Kanmon's own CA for client certificates. */
+  readonly ca: CaConfig;
+  readonly clientCertificates: ClientCertificatesConfig;
   /** Per-group rules, by group name. @default {} */
   readonly groups: Readonly<Record<string, GroupPolicyConfig>>;
   readonly routes: readonly RouteConfig[];
@@ -254,7 +296,7 @@ const GROUP_OR_USER = /^[^\s,]{1,128}$/;
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'groups', 'routes', 'log', 'notifications', 'metrics'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'groups', 'routes', 'log', 'notifications', 'metrics'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
@@ -417,6 +459,46 @@ export function validateConfig(input: unknown): ValidationResult {
     delayStepMs: int(lp, 'delayStepMs', 'loginProtection', errors, 250, 0, 5000),
   };
 
+  const caSection = asSection(root.ca, 'ca', errors);
+  rejectUnknown(caSection, ['commonName', 'organization', 'organizationalUnit', 'country', 'crlValidityHours'], 'ca', errors);
+  const ca: CaConfig = {
+    commonName: dnString(caSection, 'commonName', 'ca', errors, `${webauthn.rpName} Client CA`.slice(0, 64)) ?? 'Kanmon Client CA',
+    crlValidityHours: int(caSection, 'crlValidityHours', 'ca', errors, 24, 1, 24 * 31),
+  };
+  const caOrganization = dnString(caSection, 'organization', 'ca', errors);
+  if (caOrganization !== undefined) Object.assign(ca, { organization: caOrganization });
+  const caUnit = dnString(caSection, 'organizationalUnit', 'ca', errors);
+  if (caUnit !== undefined) Object.assign(ca, { organizationalUnit: caUnit });
+  const caCountry = optStr(caSection, 'country', 'ca', errors);
+  if (caCountry !== undefined) {
+    // X.520 countryName is a PrintableString of exactly two ISO 3166 letters (RFC 5280 Appendix A.1).
+    if (/^[A-Z]{2}$/.test(caCountry)) Object.assign(ca, { country: caCountry });
+    else errors.push(`ca: option 'country' must be a two-letter upper-case ISO 3166 code such as "JP", got ${show(caCountry)}`);
+  }
+
+  const cc = asSection(root.clientCertificates, 'clientCertificates', errors);
+  rejectUnknown(
+    cc,
+    ['lifetimeDays', 'keyType', 'maxActivePerUser', 'maxDownloadsPerIssuance', 'downloadLinkTtlSeconds', 'statusCacheSeconds', 'renewBeforeDays'],
+    'clientCertificates',
+    errors,
+  );
+  const clientCertificates: ClientCertificatesConfig = {
+    // At most 825 days: what Apple platforms accept for a TLS certificate, and well inside the CA's 10 years.
+    lifetimeDays: int(cc, 'lifetimeDays', 'clientCertificates', errors, 365, 1, 825),
+    keyType: oneOf(cc, 'keyType', 'clientCertificates', errors, ['ec-p256', 'rsa-2048'] as const, 'ec-p256'),
+    maxActivePerUser: int(cc, 'maxActivePerUser', 'clientCertificates', errors, 5, 1, 100),
+    maxDownloadsPerIssuance: int(cc, 'maxDownloadsPerIssuance', 'clientCertificates', errors, 3, 1, 20),
+    downloadLinkTtlSeconds: int(cc, 'downloadLinkTtlSeconds', 'clientCertificates', errors, 7 * 86400, 300, 30 * 86400),
+    statusCacheSeconds: int(cc, 'statusCacheSeconds', 'clientCertificates', errors, 5, 0, 60),
+    renewBeforeDays: int(cc, 'renewBeforeDays', 'clientCertificates', errors, 30, 1, 365),
+  };
+  if (clientCertificates.renewBeforeDays >= clientCertificates.lifetimeDays) {
+    errors.push(
+      `clientCertificates: option 'renewBeforeDays' must be less than 'lifetimeDays' (${clientCertificates.lifetimeDays}), got ${clientCertificates.renewBeforeDays}`,
+    );
+  }
+
   const groups: Record<string, GroupPolicyConfig> = {};
   const gs = asSection(root.groups, 'groups', errors);
   for (const [name, raw] of Object.entries(gs)) {
@@ -483,6 +565,8 @@ export function validateConfig(input: unknown): ValidationResult {
     enrollment,
     totp,
     loginProtection,
+    ca,
+    clientCertificates,
     groups,
     routes,
     log: { level },
@@ -619,6 +703,20 @@ function optStr(section: Section, key: string, where: string, errors: string[]):
     return undefined;
   }
   return v;
+}
+
+/**
+ * A name field of a certificate subject: 1-64 characters (RFC 5280 Appendix A.1 upper bounds
+ * ub-common-name, ub-organization-name, ub-organizational-unit-name), no control characters.
+ */
+function dnString(section: Section, key: string, where: string, errors: string[], fallback?: string): string | undefined {
+  const v = section[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || v.trim() === '' || v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) {
+    errors.push(`${where}: option '${key}' must be 1-64 characters without control characters, got ${show(v)}`);
+    return fallback;
+  }
+  return v.trim();
 }
 
 function int(section: Section, key: string, where: string, errors: string[], fallback: number, min: number, max: number): number {

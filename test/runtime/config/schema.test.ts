@@ -167,3 +167,53 @@ describe('config for fallback factors and stronger routes', () => {
     expect(bad.ok ? [] : bad.errors).toEqual([`webauthn: option 'mdsRootCertFile' needs 'mdsBlobFile', got only "/etc/kanmon/mds-root.pem"`]);
   });
 });
+
+describe('config for the client-certificate CA', () => {
+  it('defaults the CA name and the certificate lifecycle', () => {
+    const c = parseConfig({ webauthn: { rpName: 'Example Corp' } });
+    expect(c.ca).toEqual({ commonName: 'Example Corp Client CA', crlValidityHours: 24 });
+    expect(c.clientCertificates).toEqual({
+      lifetimeDays: 365,
+      keyType: 'ec-p256',
+      maxActivePerUser: 5,
+      maxDownloadsPerIssuance: 3,
+      downloadLinkTtlSeconds: 604800,
+      statusCacheSeconds: 5,
+      renewBeforeDays: 30,
+    });
+    expect(Object.isFrozen(c.clientCertificates)).toBe(true);
+  });
+
+  it('reads every name field and option', () => {
+    const c = parseConfig({
+      ca: { commonName: '関門 社内端末 CA', organization: 'Example K.K.', organizationalUnit: 'IT', country: 'JP', crlValidityHours: 12 },
+      clientCertificates: { lifetimeDays: 90, keyType: 'rsa-2048', maxActivePerUser: 2, maxDownloadsPerIssuance: 1, downloadLinkTtlSeconds: 3600, statusCacheSeconds: 0, renewBeforeDays: 14 },
+    });
+    expect(c.ca).toEqual({ commonName: '関門 社内端末 CA', organization: 'Example K.K.', organizationalUnit: 'IT', country: 'JP', crlValidityHours: 12 });
+    expect(c.clientCertificates).toMatchObject({ lifetimeDays: 90, keyType: 'rsa-2048', maxActivePerUser: 2, statusCacheSeconds: 0, renewBeforeDays: 14 });
+  });
+
+  it('reports every bad CA and certificate option at once', () => {
+    const r = validateConfig({
+      ca: { commonName: 'x'.repeat(65), organization: '', country: 'jp', color: 'red' },
+      clientCertificates: { lifetimeDays: 0, keyType: 'ed25519', maxActivePerUser: 1000, maxDownloadsPerIssuance: 0, downloadLinkTtlSeconds: 10, statusCacheSeconds: 120 },
+    });
+    expect(r.ok ? [] : r.errors).toEqual([
+      `ca: option 'color' is not known (known: commonName, organization, organizationalUnit, country, crlValidityHours)`,
+      `ca: option 'commonName' must be 1-64 characters without control characters, got "${'x'.repeat(65)}"`,
+      `ca: option 'organization' must be 1-64 characters without control characters, got ""`,
+      `ca: option 'country' must be a two-letter upper-case ISO 3166 code such as "JP", got "jp"`,
+      `clientCertificates: option 'lifetimeDays' must be an integer from 1 to 825, got 0`,
+      `clientCertificates: option 'keyType' must be one of "ec-p256", "rsa-2048", got "ed25519"`,
+      `clientCertificates: option 'maxActivePerUser' must be an integer from 1 to 100, got 1000`,
+      `clientCertificates: option 'maxDownloadsPerIssuance' must be an integer from 1 to 20, got 0`,
+      `clientCertificates: option 'downloadLinkTtlSeconds' must be an integer from 300 to 2592000, got 10`,
+      `clientCertificates: option 'statusCacheSeconds' must be an integer from 0 to 60, got 120`,
+    ]);
+  });
+
+  it('wants renewal to start before a certificate lapses', () => {
+    const r = validateConfig({ clientCertificates: { lifetimeDays: 30, renewBeforeDays: 30 } });
+    expect(r.ok ? [] : r.errors).toEqual([`clientCertificates: option 'renewBeforeDays' must be less than 'lifetimeDays' (30), got 30`]);
+  });
+});
