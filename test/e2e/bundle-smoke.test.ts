@@ -39,7 +39,8 @@ describe('the bundle (npm run build)', () => {
       await page.goto(`${origin}/headers`);
       const body = JSON.parse((await page.textContent('body')) ?? '{}') as { headers: Record<string, string> };
       expect(body.headers['x-kanmon-user']).toBe('admin');
-      expect(body.headers['x-kanmon-auth']).toBe('passkey');
+      // RFC 8176 'swk': a synced passkey.
+      expect(body.headers['x-kanmon-auth']).toBe('passkey,swk');
     } finally {
       await context.close();
     }

@@ -42,7 +42,8 @@ describe('identity and sessions', () => {
       expect(headers['x-kanmon-user-id']).toBe(stored.id);
       // Non-ASCII group names are percent-encoded so the header stays ASCII.
       expect(headers['x-kanmon-groups']).toBe(`staff,${encodeURIComponent('経理部')}`);
-      expect(headers['x-kanmon-auth']).toBe('passkey');
+      // RFC 8176 'swk': the virtual authenticator's passkey is synced (backup eligible).
+      expect(headers['x-kanmon-auth']).toBe('passkey,swk');
       expect(JSON.stringify(headers)).not.toContain('mallory');
       expect(JSON.stringify(headers)).not.toContain('forged.token.here');
 
@@ -55,7 +56,7 @@ describe('identity and sessions', () => {
         sub: stored.id,
         name: 'hanako',
         groups: ['staff', '経理部'],
-        amr: ['passkey'],
+        amr: ['passkey', 'swk'],
       });
       const iat = claims.iat as number;
       const exp = claims.exp as number;

@@ -97,7 +97,8 @@ describe('recovery codes', () => {
       await page.waitForURL(`${kanmon.url}/headers`);
       const headers = await backendHeaders(page, kanmon);
       expect(headers['x-kanmon-user']).toBe('hanako');
-      expect(headers['x-kanmon-auth']).toBe('passkey');
+      // The new passkey is a synced one (RFC 8176 'swk').
+      expect(headers['x-kanmon-auth']).toBe('passkey,swk');
     } finally {
       await user.context.close();
     }
