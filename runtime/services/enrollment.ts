@@ -3,7 +3,7 @@ import type { EnrollmentConfig, WebAuthnConfig } from '../config/schema.js';
 import { passkeyRequirementFor, otpUsableFor, type PasskeyRequirement, type PolicyTable } from '../policy/user-requirements.js';
 import type { EnrollmentToken, PasskeyCredential, Store, User } from '../store/types.js';
 import { TokenUnusableError } from '../store/errors.js';
-import { startPasskeyRegistration, verifyPasskeyRegistration, type AuthenticatorMetadata } from '../webauthn/index.js';
+import { CeremonyError, startPasskeyRegistration, verifyPasskeyRegistration, type AuthenticatorMetadata } from '../webauthn/index.js';
 import type { AuditLog } from './audit-log.js';
 import {
   EnrollmentCodeError,
@@ -245,12 +245,31 @@ export class EnrollmentService {
     // still stops the link.
     if (view.codeLocked) throw new EnrollmentCodeError('code-locked', 0);
     const userId = view.token.purpose === 'bootstrap-admin' ? bootstrapUserId(view.token.id) : view.user!.id;
-    const { credential, challenge, attestationDetail } = await verifyPasskeyRegistration(this.ceremonyDeps(), {
-      response,
-      subject: `enroll:${view.token.id}`,
-      userId,
-      name: cleanPasskeyName(name),
-    });
+    let verified;
+    try {
+      verified = await verifyPasskeyRegistration(this.ceremonyDeps(), {
+        response,
+        subject: `enroll:${view.token.id}`,
+        userId,
+        // Empty when the user gave none: the ceremony then names it after the authenticator model.
+        name: cleanPasskeyName(name, ''),
+      });
+    } catch (err) {
+      // A model the metadata reports revoked or compromised is worth an administrator's attention.
+      if (err instanceof CeremonyError && err.reason === 'authenticator-refused') {
+        await this.deps.audit.record({
+          type: 'enroll',
+          result: 'failure',
+          reason: err.reason,
+          method: 'passkey',
+          context,
+          ...(view.user ? { userId: view.user.id, username: view.user.username } : {}),
+          details: { detail: err.message.slice(0, 300) },
+        });
+      }
+      throw err;
+    }
+    const { credential, challenge, attestationDetail } = verified;
     // A group rule demands device-bound passkeys everywhere: a synced one would be useless to
     // this user, so it is refused before the link is used up and they can try a security key.
     if (view.requirement.groups.length > 0 && credential.deviceType !== 'singleDevice') {

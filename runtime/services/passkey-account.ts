@@ -92,7 +92,8 @@ export class PasskeyAccountService {
       response,
       subject: `account:${user.id}`,
       userId: user.id,
-      name: cleanPasskeyName(name),
+      // Empty when the user gave none: the ceremony then names it after the authenticator model.
+      name: cleanPasskeyName(name, ''),
     });
     const requirement = this.requirementFor(user);
     if (requirement.groups.length > 0 && credential.deviceType !== 'singleDevice') {
