@@ -49,7 +49,7 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     audit,
     users,
     sessions,
-    passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, now }),
+    passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, metadata, now }),
     enrollment: new EnrollmentService({ store, users, audit, rp, enrollment: config.enrollment, publicOrigin: config.server.publicOrigin, policy: policyTable, metadata, now }),
     passkeyAccount: new PasskeyAccountService({ store, rp, audit, policy: policyTable, metadata, now }),
     signingKeys: new SigningKeyService({ store, secrets: deps.secrets, now }),

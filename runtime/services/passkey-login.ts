@@ -1,7 +1,8 @@
 import type { WebAuthnConfig } from '../config/schema.js';
-import type { Store, User } from '../store/types.js';
-import { CeremonyError, startPasskeyAuthentication, verifyPasskeyAuthentication } from '../webauthn/index.js';
+import type { PasskeyCredential, Store, User } from '../store/types.js';
+import { CeremonyError, startPasskeyAuthentication, verifyPasskeyAuthentication, type AuthenticatorMetadata } from '../webauthn/index.js';
 import type { AuditLog } from './audit-log.js';
+import { passkeyEvidence } from './passkey-evidence.js';
 import type { RequestContext } from './request-context.js';
 import type { SessionService } from './sessions.js';
 
@@ -17,12 +18,14 @@ export class PasskeyLoginService {
       rp: WebAuthnConfig;
       audit: AuditLog;
       sessions: SessionService;
+      /** To refuse models whose metadata status says revoked or compromised (FIDO MDS3 §3.1.4). */
+      metadata?: AuthenticatorMetadata;
       now?: () => number;
     },
   ) {}
 
   private ceremonyDeps() {
-    return { store: this.deps.store, rp: this.deps.rp, now: this.deps.now ?? Date.now };
+    return { store: this.deps.store, rp: this.deps.rp, now: this.deps.now ?? Date.now, ...(this.deps.metadata ? { metadata: this.deps.metadata } : {}) };
   }
 
   start() {
@@ -32,11 +35,11 @@ export class PasskeyLoginService {
   /** Verifies the assertion and starts a fresh session; every outcome is audited. */
   async finish(response: unknown, context: RequestContext, previousToken?: string): Promise<{ user: User; setCookie: string }> {
     let user: User;
-    let credentialName: string;
+    let credential: PasskeyCredential;
     try {
       const result = await verifyPasskeyAuthentication(this.ceremonyDeps(), { response, subject: '' });
       user = result.user;
-      credentialName = result.credential.name;
+      credential = result.credential;
     } catch (err) {
       if (err instanceof CeremonyError) {
         await this.deps.audit.record({
@@ -50,7 +53,7 @@ export class PasskeyLoginService {
       }
       throw err;
     }
-    const started = await this.deps.sessions.start(user, ['passkey'], context, previousToken);
+    const started = await this.deps.sessions.start(user, ['passkey'], context, previousToken, { passkey: passkeyEvidence(credential) });
     await this.deps.audit.record({
       type: 'login',
       result: 'success',
@@ -58,7 +61,7 @@ export class PasskeyLoginService {
       userId: user.id,
       username: user.username,
       context,
-      details: { credentialName },
+      details: { credentialName: credential.name, deviceBound: credential.deviceType === 'singleDevice' },
     });
     return { user, setCookie: started.setCookie };
   }
