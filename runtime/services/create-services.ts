@@ -1,4 +1,7 @@
 import type { Logger } from 'pino';
+import { BulkCertificateOperations } from '../ca/bulk.js';
+import { CertificateAuthorityService } from '../ca/ca-service.js';
+import { ClientCertificateService } from '../ca/client-certificates.js';
 import type { KanmonConfig } from '../config/schema.js';
 import { SigningKeyService } from '../jwt/signing-keys.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -28,6 +31,12 @@ export interface Services {
   readonly fallbackLogin: FallbackLoginService;
   /** Authenticator names, attestation roots and status reports (built-in, plus a FIDO MDS BLOB when configured). */
   readonly metadata: AuthenticatorMetadata;
+  /** Kanmon's client-certificate CA: made on first use, its certificate, its CRL. */
+  readonly ca: CertificateAuthorityService;
+  /** Client certificates: issue, download, revoke, delete, and the check of a presented certificate. */
+  readonly clientCertificates: ClientCertificateService;
+  /** Certificate operations over a list of users, each with its own result. */
+  readonly certificateBulk: BulkCertificateOperations;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -45,6 +54,17 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
   const rp = config.webauthn;
   const totp = new TotpService({ store, secrets: deps.secrets, audit, config: config.totp, now });
   const recoveryCodes = new RecoveryCodeService({ store, audit, now });
+  const ca = new CertificateAuthorityService({ store, secrets: deps.secrets, audit, config: config.ca, now });
+  const clientCertificates = new ClientCertificateService({
+    store,
+    ca,
+    secrets: deps.secrets,
+    audit,
+    config: config.clientCertificates,
+    publicOrigin: config.server.publicOrigin,
+    ...(config.ca.organization ? { organization: config.ca.organization } : {}),
+    now,
+  });
   return {
     audit,
     users,
@@ -57,5 +77,8 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     recoveryCodes,
     fallbackLogin: new FallbackLoginService({ users, sessions, totp, recoveryCodes, audit }),
     metadata,
+    ca,
+    clientCertificates,
+    certificateBulk: new BulkCertificateOperations({ certificates: clientCertificates, users, now }),
   };
 }

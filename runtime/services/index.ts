@@ -10,3 +10,12 @@ export { SessionService, SESSION_COOKIE, sessionIdFromToken, type ActiveSession 
 export { UserService, normalizeUsername } from './users.js';
 export { ServiceError } from './errors.js';
 export { CLI_CONTEXT, type RequestContext } from './request-context.js';
+export {
+  BulkCertificateOperations,
+  CertificateAuthorityService,
+  ClientCertificateService,
+  type BulkUserResult,
+  type CaInfo,
+  type IssuedCertificate,
+  type PresentedCertificateCheck,
+} from '../ca/index.js';
