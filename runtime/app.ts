@@ -101,6 +101,23 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
           details: { username: event.username, ip: event.ip, remainingCodes: event.details?.remainingCodes },
         });
       }
+      if (event.type === 'login.lockout') {
+        // The guard audits a lock once, when it takes hold, so this is one message per lockout.
+        // Lock keys are ASCII (normalized usernames, a digest for other names, addresses).
+        const byUser = event.details?.key === 'user';
+        const until = typeof event.details?.until === 'number' ? new Date(event.details.until).toISOString() : 'unknown';
+        void notifier.notify({
+          event: 'login.lockout',
+          severity: 'warning',
+          subject: byUser ? `Kanmon: sign-in locked for user ${event.username ?? 'unknown'}` : `Kanmon: sign-in locked for address ${String(event.details?.address ?? event.ip)}`,
+          message: byUser
+            ? `Sign-in for "${event.username}" is locked until ${until} after ${String(event.details?.failures)} failed attempts (the last from ${event.ip ?? 'unknown'}). ` +
+              `${event.details?.knownUser === false ? 'No user has this name: someone is guessing usernames. ' : ''}` +
+              `If the user is locked out by someone else's guessing and needs in now, run: kanmon user unlock ${event.username}`
+            : `Sign-in from ${String(event.details?.address ?? event.ip)} is locked until ${until} after ${String(event.details?.failures)} failed attempts from that address. It lifts by itself.`,
+          details: { key: event.details?.key, username: event.username, ip: event.ip, address: event.details?.address, until: event.details?.until, failures: event.details?.failures },
+        });
+      }
       if (event.type === 'user.add' && event.result === 'success' && event.details?.isAdmin === true) {
         void notifier.notify({
           event: 'admin.created',

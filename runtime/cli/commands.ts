@@ -16,6 +16,7 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   user list [--json]
   user disable <name>
   user enable <name>
+  user unlock <name>
   user totp reset <name>
   user recovery-codes reset <name>
   enroll-link <name> [--expires 24h] [--code]
@@ -73,8 +74,10 @@ export async function runCommand(argv: readonly string[], services: Services, co
         all.push(...page.users);
         cursor = page.cursor;
       } while (cursor);
+      // Locks live in the login guard's own records, read in one query rather than per user.
+      const locks = new Map((await services.loginGuard.lockedUsers()).map((l) => [l.username, l.lockedUntil]));
       if (a.flags.has('json')) {
-        io.out(JSON.stringify(all, null, 2));
+        io.out(JSON.stringify(all.map((u) => (locks.has(u.username) ? { ...u, lockedUntil: locks.get(u.username) } : u)), null, 2));
         return 0;
       }
       if (all.length === 0) {
@@ -83,7 +86,7 @@ export async function runCommand(argv: readonly string[], services: Services, co
       }
       for (const line of table([
         ['USERNAME', 'DISPLAY NAME', 'GROUPS', 'ADMIN', 'STATUS', 'CREATED'],
-        ...all.map((u) => [u.username, u.displayName, u.groups.join(','), u.isAdmin ? 'yes' : '', u.disabled ? 'disabled' : 'active', iso(u.createdAt)]),
+        ...all.map((u) => [u.username, u.displayName, u.groups.join(','), u.isAdmin ? 'yes' : '', userStatus(u.disabled, locks.get(u.username)), iso(u.createdAt)]),
       ]))
         io.out(line);
       return 0;
@@ -93,6 +96,13 @@ export async function runCommand(argv: readonly string[], services: Services, co
       const a = parseArgs(rest, { options: [], flags: [] });
       const user = await services.users.setDisabled(one(a.positionals, 'user name'), sub === 'disable', actor, CLI_CONTEXT);
       io.out(`${user.username} is now ${user.disabled ? 'disabled; their sessions were ended' : 'enabled'}`);
+      return 0;
+    }
+    case 'user unlock': {
+      const a = parseArgs(rest, { options: [], flags: [] });
+      const user = await services.users.require(one(a.positionals, 'user name'));
+      const wasLocked = await services.loginGuard.unlock(user.username, { actor, user, context: CLI_CONTEXT });
+      io.out(wasLocked ? `unlocked ${user.username}; their failed attempts are forgotten on every node` : `${user.username} was not locked; their failed attempts are forgotten`);
       return 0;
     }
     case 'user totp':
@@ -165,6 +175,12 @@ export async function runCommand(argv: readonly string[], services: Services, co
     }
   }
   throw new UsageError(argv.length === 0 ? 'no command given' : `unknown command: ${argv.slice(0, 2).join(' ')}`);
+}
+
+function userStatus(disabled: boolean, lockedUntil: number | undefined): string {
+  const locked = lockedUntil === undefined ? undefined : `LOCKED until ${iso(lockedUntil)}`;
+  if (disabled) return locked ? `disabled, ${locked}` : 'disabled';
+  return locked ?? 'active';
 }
 
 function auditRow(e: AuditEvent): string[] {

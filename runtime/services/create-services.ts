@@ -10,6 +10,7 @@ import { AuthenticatorMetadata } from '../webauthn/authenticator-metadata.js';
 import { AuditLog } from './audit-log.js';
 import { EnrollmentService } from './enrollment.js';
 import { FallbackLoginService } from './fallback-login.js';
+import { LoginGuard } from './login-guard.js';
 import { PasskeyAccountService } from './passkey-account.js';
 import { PasskeyLoginService } from './passkey-login.js';
 import { RecoveryCodeService } from './recovery-codes.js';
@@ -37,6 +38,8 @@ export interface Services {
   readonly clientCertificates: ClientCertificateService;
   /** Certificate operations over a list of users, each with its own result. */
   readonly certificateBulk: BulkCertificateOperations;
+  /** Throttling and lockout for every sign-in path; `kanmon user unlock` clears a lock here. */
+  readonly loginGuard: LoginGuard;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -54,6 +57,8 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
   const rp = config.webauthn;
   const totp = new TotpService({ store, secrets: deps.secrets, audit, config: config.totp, now });
   const recoveryCodes = new RecoveryCodeService({ store, audit, now });
+  // One guard for every sign-in path, so a lock holds whichever factor is tried next.
+  const loginGuard = new LoginGuard({ store, config: config.loginProtection, audit, now });
   const ca = new CertificateAuthorityService({ store, secrets: deps.secrets, audit, config: config.ca, now });
   const clientCertificates = new ClientCertificateService({
     store,
@@ -69,13 +74,14 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     audit,
     users,
     sessions,
-    passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, metadata, now }),
+    passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, guard: loginGuard, metadata, now }),
     enrollment: new EnrollmentService({ store, users, audit, rp, enrollment: config.enrollment, publicOrigin: config.server.publicOrigin, policy: policyTable, metadata, now }),
     passkeyAccount: new PasskeyAccountService({ store, rp, audit, policy: policyTable, metadata, now }),
     signingKeys: new SigningKeyService({ store, secrets: deps.secrets, now }),
     totp,
     recoveryCodes,
-    fallbackLogin: new FallbackLoginService({ users, sessions, totp, recoveryCodes, audit }),
+    fallbackLogin: new FallbackLoginService({ users, sessions, totp, recoveryCodes, audit, guard: loginGuard }),
+    loginGuard,
     metadata,
     ca,
     clientCertificates,

@@ -1,5 +1,6 @@
 import type { User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
+import type { LoginGuard } from './login-guard.js';
 import type { RecoveryCodeService } from './recovery-codes.js';
 import type { RequestContext } from './request-context.js';
 import type { SessionService } from './sessions.js';
@@ -36,7 +37,9 @@ export const AFTER_RECOVERY_PATH = '/.kanmon/account?step=add-passkey';
  *
  * Unknown, disabled and unenrolled users go through the same steps as enrolled ones (the
  * code services do their work against dummies), so the answer and the work done are the same
- * whether or not the username exists. Every outcome is audited as a 'login' event.
+ * whether or not the username exists. Every outcome is audited as a 'login' event. The login
+ * guard counts every attempt under the typed username, whether or not it exists, and refuses
+ * a locked one unverified with the same answer as a wrong code.
  */
 export class FallbackLoginService {
   constructor(
@@ -46,6 +49,7 @@ export class FallbackLoginService {
       totp: TotpService;
       recoveryCodes: RecoveryCodeService;
       audit: AuditLog;
+      guard: LoginGuard;
     },
   ) {}
 
@@ -56,9 +60,12 @@ export class FallbackLoginService {
    */
   async loginWithTotp(input: { username: unknown; code: unknown }, context: RequestContext, previousToken?: string): Promise<FallbackLoginResult> {
     const { user, refusal } = await this.lookUp(input.username);
-    const check = await this.deps.totp.verifyForLogin(refusal ? undefined : user!.id, input.code);
-    const reason = refusal ?? (check.ok ? undefined : check.reason);
-    if (reason) return this.refuse('otp', reason, input.username, user, context);
+    const verdict = await this.deps.guard.protect(guardedAttempt(input.username, user, context), async () => {
+      const check = await this.deps.totp.verifyForLogin(refusal ? undefined : user!.id, input.code);
+      const reason = refusal ?? (check.ok ? undefined : check.reason);
+      return reason ? { ok: false, reason } : { ok: true, value: check };
+    });
+    if (!verdict.ok) return this.refuse('otp', verdict.reason, input.username, user, context);
     const previous = previousToken ? await this.deps.sessions.resolve(previousToken) : undefined;
     const carried = previous && previous.user.id === user!.id ? previous.session.authMethods : [];
     const authMethods = [...new Set([...carried, 'otp'])];
@@ -82,9 +89,13 @@ export class FallbackLoginService {
    */
   async loginWithRecoveryCode(input: { username: unknown; code: unknown }, context: RequestContext, previousToken?: string): Promise<FallbackLoginResult & { redirect: string; remaining: number }> {
     const { user, refusal } = await this.lookUp(input.username);
-    const check = await this.deps.recoveryCodes.consume(refusal ? undefined : user!.id, input.code);
-    const reason = refusal ?? (check.ok ? undefined : check.reason);
-    if (reason || !check.ok) return this.refuse('recovery', reason ?? 'wrong-code', input.username, user, context);
+    const verdict = await this.deps.guard.protect(guardedAttempt(input.username, user, context), async () => {
+      const check = await this.deps.recoveryCodes.consume(refusal ? undefined : user!.id, input.code);
+      if (refusal || !check.ok) return { ok: false, reason: refusal ?? (check.ok ? 'wrong-code' : check.reason) };
+      return { ok: true, value: check };
+    });
+    if (!verdict.ok) return this.refuse('recovery', verdict.reason, input.username, user, context);
+    const check = verdict.value;
     const authMethods = ['recovery'];
     const started = await this.deps.sessions.start(user!, authMethods, context, previousToken);
     await this.deps.audit.record({
@@ -120,4 +131,10 @@ export class FallbackLoginService {
     });
     throw new FallbackLoginError(method, reason);
   }
+}
+
+/** What the guard counts: the typed username when it is one (a name nobody has included). */
+function guardedAttempt(typed: unknown, user: User | undefined, context: RequestContext) {
+  const username = typeof typed === 'string' && typed.length > 0 && typed.length <= 256 ? typed : undefined;
+  return { ...(username !== undefined ? { username } : {}), ...(user ? { user } : {}), context };
 }

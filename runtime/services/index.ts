@@ -2,6 +2,7 @@ export { createServices, type Services } from './create-services.js';
 export { AuditLog } from './audit-log.js';
 export { EnrollmentService } from './enrollment.js';
 export { FallbackLoginService, FallbackLoginError, AFTER_RECOVERY_PATH } from './fallback-login.js';
+export { LoginGuard, LoginLockedError, MAX_LOGIN_DELAY_MS, loginDelayMs, type GuardedVerdict, type LockKind, type LockedUser, type Verdict } from './login-guard.js';
 export { PasskeyAccountService } from './passkey-account.js';
 export { PasskeyLoginService } from './passkey-login.js';
 export { RecoveryCodeService, RECOVERY_CODE_COUNT, type RecoveryCodeStatus } from './recovery-codes.js';

@@ -38,6 +38,7 @@ export function codeLoginPage(o: {
   }
   <button id="code-login" type="submit" class="primary">${t('common.signIn')}</button>
   <p id="status" class="status" role="status" aria-live="polite"></p>
+  <p id="lockout-hint" class="hint">${t('codeLogin.lockoutHint')}</p>
 </form>
 <p><a id="passkey-login-link" href="${back}">${t('codeLogin.usePasskey')}</a></p>
 <p><a id="other-code-link" href="${other}">${t(otp ? 'login.useRecovery' : 'login.useTotp')}</a></p>

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { safeReturnPath } from '../../http/return-path.js';
+import { LoginLockedError } from '../../services/login-guard.js';
 import type { PortalKit } from '../kit.js';
 import { loginPage } from '../pages/login.js';
 import { messagePage } from '../pages/messages.js';
@@ -17,9 +18,15 @@ export function registerLoginRoutes(app: FastifyInstance, kit: PortalKit): void 
 
   app.post('/.kanmon/api/login/verify', async (req, reply) => {
     const body = kit.bodyOf(req);
-    const { setCookie } = await services.passkeyLogin.finish(body.response, kit.ctxOf(req), kit.sessionToken(req));
-    reply.header('set-cookie', setCookie);
-    return { redirect: safeReturnPath(body.returnTo) };
+    try {
+      const { setCookie } = await services.passkeyLogin.finish(body.response, kit.ctxOf(req), kit.sessionToken(req));
+      reply.header('set-cookie', setCookie);
+      return { redirect: safeReturnPath(body.returnTo) };
+    } catch (err) {
+      // A lock is answered exactly as a refused ceremony is: from outside, it is just a failure.
+      if (err instanceof LoginLockedError) return kit.sendError(reply, req, 400, 'ceremony-failed', 'common.failed');
+      throw err;
+    }
   });
 
   app.post('/.kanmon/logout', async (req, reply) => {
