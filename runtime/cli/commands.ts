@@ -3,6 +3,7 @@ import type { Services } from '../services/index.js';
 import { CLI_CONTEXT } from '../services/index.js';
 import type { AuditEvent } from '../store/types.js';
 import { parseArgs, UsageError } from './args.js';
+import { caCommand, CERT_USAGE, certCommand } from './cert-commands.js';
 import { enrollLetterCommand, enrollLinkCommand } from './enrollment-commands.js';
 import { policyCheckCommand } from './policy-check.js';
 
@@ -25,6 +26,7 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   sessions list <name> [--json]
   sessions revoke <name> [--id SESSION_ID]
   audit tail [--limit N] [--user NAME] [--json]
+${CERT_USAGE}
 
 The store is the one the config names (sqlite by default, in the data directory).`;
 
@@ -49,6 +51,8 @@ export async function runCommand(argv: readonly string[], services: Services, co
   if (group === 'enroll-link') return enrollLinkCommand(argv.slice(1), services, config, io);
   if (group === 'enroll-letter') return enrollLetterCommand(argv.slice(1), services, config, io);
   if (group === 'policy' && sub === 'check') return policyCheckCommand(rest, services, config, io);
+  if (group === 'cert') return certCommand(argv.slice(1), services, io);
+  if (group === 'ca') return caCommand(argv.slice(1), services, io);
   switch (`${group} ${sub ?? ''}`.trim()) {
     case 'user add': {
       const a = parseArgs(rest, { options: ['display-name', 'group'], flags: ['admin'] });
