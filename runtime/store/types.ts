@@ -282,7 +282,7 @@ export interface RecoveryCodeStore {
   delete(userId: string): Promise<void>;
 }
 
-/** Failed-login bookkeeping for one key: 'user:<userId>' or 'ip:<address>'. */
+/** Failed-login bookkeeping for one key: 'user:<username>' (the typed username, normalized, so unknown names lock like real ones) or 'ip:<address>'. */
 export interface LoginThrottle {
   readonly key: string;
   readonly failures: number;
