@@ -65,6 +65,8 @@ interface LoadedCa {
   readonly signingKey: CryptoKey;
   /** The CA's subjectKeyIdentifier, hex: every certificate it signs names it as authorityKeyIdentifier. */
   readonly keyId: string;
+  /** node's view of the same certificate, for the per-handshake issuer check. */
+  readonly nodeCertificate: NodeX509Certificate;
 }
 
 interface CachedCrl {
@@ -196,8 +198,8 @@ export class CertificateAuthorityService {
     const ca = await this.#load();
     try {
       const cert = new NodeX509Certificate(der);
-      const caCert = new NodeX509Certificate(ca.record.certificateDer);
-      return cert.checkIssued(caCert) && cert.verify(caCert.publicKey);
+      // Names first (cheap), then the signature with the CA's key (RFC 5280 §6.1.3 (a)(1), (a)(4)).
+      return cert.checkIssued(ca.nodeCertificate) && cert.verify(ca.nodeCertificate.publicKey);
     } catch {
       return false;
     }
@@ -301,7 +303,7 @@ export class CertificateAuthorityService {
       const signingKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, EC_P256, false, ['sign']);
       const keyId = certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
       if (!keyId) throw new Error('the stored CA certificate has no subjectKeyIdentifier');
-      return { record, certificate, pem: `${certificate.toString('pem').trim()}\n`, signingKey, keyId };
+      return { record, certificate, pem: `${certificate.toString('pem').trim()}\n`, signingKey, keyId, nodeCertificate: new NodeX509Certificate(record.certificateDer) };
     } finally {
       pkcs8.fill(0);
     }

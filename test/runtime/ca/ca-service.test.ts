@@ -133,6 +133,13 @@ describe('the CRL', () => {
     // Signed by the CA: openssl checks the signature against the CA certificate.
     expect(await openssl('crl', '-inform', 'DER', '-in', path, '-noout', '-CAfile', caPath)).toMatch(/verify OK/);
     expect(await node.ca.crlPem()).toContain('-----BEGIN X509 CRL-----');
+
+    // openssl's own revocation check with the CRL: the revoked certificate fails, the kept one passes.
+    const crlPem = world.file('revoked-crl.pem', await node.ca.crlPem());
+    const verify = (cert: Uint8Array, name: string) =>
+      openssl('verify', '-crl_check', '-CAfile', caPath, '-CRLfile', crlPem, world.file(name, pemOf(cert)));
+    expect(await verify(kept.certificate.certificateDer, 'kept.pem')).toContain(': OK');
+    await expect(verify(lost.certificate.certificateDer, 'lost.pem')).rejects.toThrow(/certificate revoked/);
   });
 
   it('is cached, rebuilt at once after a revocation on this node, and within a minute for one made elsewhere', async () => {
