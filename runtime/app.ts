@@ -15,7 +15,7 @@ import { registerPortal } from './portal/portal.js';
 import { loadStaticFiles } from './portal/static-files.js';
 import { createForwarder } from './proxy/index.js';
 import { RouteTable } from './routing/route-table.js';
-import { openLocalSecretBox } from './secrets/index.js';
+import { openSecretBox } from './secrets/index.js';
 import { createServices, type Services } from './services/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
@@ -23,8 +23,6 @@ import { ensureDevCertificates } from './tls/index.js';
 import { createNotifier } from './notify/create-notifier.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
-import { openKmsSecretBox } from './secrets/kms-secret-box.js';
-import type { SecretBox } from './secrets/secret-box.js';
 import { Metrics, statusClass } from './observability/metrics.js';
 import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from './observability/self-check.js';
 import { startHealthServer } from './observability/health-server.js';
@@ -79,10 +77,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
   try {
     const store = await openStore(config);
     cleanups.push(() => store.close());
-    const secrets: SecretBox =
-      config.secrets.provider === 'kms'
-        ? openKmsSecretBox({ keyId: config.secrets.keyId, ...(config.secrets.region ? { region: config.secrets.region } : {}) })
-        : await openLocalSecretBox(config.dataDir);
+    const secrets = await openSecretBox(config);
     const services = createServices({ config, store, secrets, logger });
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());

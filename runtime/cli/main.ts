@@ -5,7 +5,7 @@
 import 'reflect-metadata';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config/index.js';
-import { openLocalSecretBox } from '../secrets/index.js';
+import { openSecretBox } from '../secrets/index.js';
 import { createServices, ServiceError } from '../services/index.js';
 import { openStore } from '../store/index.js';
 import { StoreError } from '../store/errors.js';
@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = pino({ level: 'warn' }, process.stderr);
   const store = await openStore(config);
   try {
-    const secrets = await openLocalSecretBox(config.dataDir);
+    const secrets = await openSecretBox(config);
     const services = createServices({ config, store, secrets, logger });
     return await runCommand(rest, services, config, { out: (line) => process.stdout.write(`${line}\n`) });
   } finally {
