@@ -10,7 +10,7 @@ import { parseCidr } from '../net/cidr.js';
 
 export type UserVerification = 'required' | 'preferred';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-/** A factor a route may demand. `mtls` is accepted by the language now; enforcement arrives with client certificates. */
+/** A factor a route may demand. `mtls` is a valid client certificate from Kanmon's CA, seen in this connection's TLS handshake. */
 export type Factor = 'passkey' | 'otp' | 'recovery' | 'mtls';
 export const FACTORS: readonly Factor[] = ['passkey', 'otp', 'recovery', 'mtls'];
 
@@ -196,6 +196,28 @@ export interface ClientCertificatesConfig {
   readonly renewBeforeDays: number;
 }
 
+/**
+ * How the TLS listener treats client certificates (RFC 8446 §4.3.2 CertificateRequest, RFC 5246
+ * §7.4.4). The listener asks for one only when some route uses the 'mtls' factor or
+ * `requiredFor` names someone.
+ */
+export interface MtlsConfig {
+  /**
+   * 'policy': a missing or invalid certificate does not break the handshake; routes decide.
+   * 'reject-connection': no valid certificate from a trusted CA, no TLS session at all.
+   * @default "policy"
+   */
+  readonly enforcement: 'policy' | 'reject-connection';
+  /** PEM files of further CAs the handshake accepts (their certificates never prove 'mtls' by themselves). @default [] */
+  readonly extraTrustedCaFiles: readonly string[];
+  /** Who must present a valid certificate on every route, whatever the route says. @default nobody */
+  readonly requiredFor: {
+    readonly all: boolean;
+    readonly groups: readonly string[];
+    readonly users: readonly string[];
+  };
+}
+
 export interface GroupPolicyConfig {
   /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
   readonly deviceBoundPasskeys: boolean;
@@ -253,6 +275,8 @@ export interface KanmonConfig {
   /** Kanmon's own CA for client certificates. */
   readonly ca: CaConfig;
   readonly clientCertificates: ClientCertificatesConfig;
+  /** The listener's client-certificate request, enforcement and who must always present one. */
+  readonly mtls: MtlsConfig;
   /** Per-group rules, by group name. @default {} */
   readonly groups: Readonly<Record<string, GroupPolicyConfig>>;
   readonly routes: readonly RouteConfig[];
@@ -296,7 +320,7 @@ const GROUP_OR_USER = /^[^\s,]{1,128}$/;
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'groups', 'routes', 'log', 'notifications', 'metrics'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'mtls', 'groups', 'routes', 'log', 'notifications', 'metrics'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
@@ -499,6 +523,34 @@ export function validateConfig(input: unknown): ValidationResult {
     );
   }
 
+  const mt0 = asSection(root.mtls, 'mtls', errors);
+  rejectUnknown(mt0, ['enforcement', 'extraTrustedCaFiles', 'requiredFor'], 'mtls', errors);
+  const rf = asSection(mt0.requiredFor, 'mtls.requiredFor', errors);
+  rejectUnknown(rf, ['all', 'groups', 'users'], 'mtls.requiredFor', errors);
+  const mtls: MtlsConfig = {
+    enforcement: oneOf(mt0, 'enforcement', 'mtls', errors, ['policy', 'reject-connection'] as const, 'policy'),
+    extraTrustedCaFiles: strList(mt0, 'extraTrustedCaFiles', 'mtls', errors, []),
+    requiredFor: {
+      all: bool(rf, 'all', 'mtls.requiredFor', errors, false),
+      groups: strList(rf, 'groups', 'mtls.requiredFor', errors, [], GROUP_OR_USER),
+      users: strList(rf, 'users', 'mtls.requiredFor', errors, [], GROUP_OR_USER),
+    },
+  };
+  mtls.extraTrustedCaFiles.forEach((f, i) => {
+    if (f.trim() === '') errors.push(`mtls: option 'extraTrustedCaFiles[${i}]' must be a file path, got ${show(f)}`);
+  });
+  if (tls.source === 'offloaded') {
+    // The certificate is part of the TLS handshake (RFC 8446 §4.4.2): where TLS ends before
+    // Kanmon, Kanmon never sees one, and a header claiming it would be trusted hearsay.
+    if (mtls.enforcement === 'reject-connection') {
+      errors.push(`mtls: option 'enforcement' "reject-connection" is impossible when tls.source is "offloaded" (TLS ends before Kanmon); use "acme", "imported" or "file"`);
+    }
+    const rq = mtls.requiredFor;
+    if (rq.all || rq.groups.length > 0 || rq.users.length > 0) {
+      errors.push(`mtls: option 'requiredFor' needs client certificates, which are impossible when tls.source is "offloaded" (TLS ends before Kanmon)`);
+    }
+  }
+
   const groups: Record<string, GroupPolicyConfig> = {};
   const gs = asSection(root.groups, 'groups', errors);
   for (const [name, raw] of Object.entries(gs)) {
@@ -567,6 +619,7 @@ export function validateConfig(input: unknown): ValidationResult {
     loginProtection,
     ca,
     clientCertificates,
+    mtls,
     groups,
     routes,
     log: { level },

@@ -217,3 +217,38 @@ describe('config for the client-certificate CA', () => {
     expect(r.ok ? [] : r.errors).toEqual([`clientCertificates: option 'renewBeforeDays' must be less than 'lifetimeDays' (30), got 30`]);
   });
 });
+
+describe('config for the mTLS listener', () => {
+  it('defaults to policy enforcement, no extra CAs and nobody required', () => {
+    const c = parseConfig({});
+    expect(c.mtls).toEqual({ enforcement: 'policy', extraTrustedCaFiles: [], requiredFor: { all: false, groups: [], users: [] } });
+    expect(Object.isFrozen(c.mtls.requiredFor)).toBe(true);
+  });
+
+  it('reads enforcement, extra CAs and who must present a certificate', () => {
+    const c = parseConfig({ mtls: { enforcement: 'reject-connection', extraTrustedCaFiles: ['/etc/kanmon/old-ca.pem'], requiredFor: { groups: ['経理部'], users: ['alice'] } } });
+    expect(c.mtls).toEqual({ enforcement: 'reject-connection', extraTrustedCaFiles: ['/etc/kanmon/old-ca.pem'], requiredFor: { all: false, groups: ['経理部'], users: ['alice'] } });
+  });
+
+  it('reports every bad mTLS option at once', () => {
+    const r = validateConfig({ mtls: { enforcement: 'strict', extraTrustedCaFiles: 'ca.pem', requiredFor: { all: 'yes', groups: ['a b'], users: [1], teams: [] }, crl: true } });
+    expect(r.ok ? [] : r.errors).toEqual([
+      `mtls: option 'crl' is not known (known: enforcement, extraTrustedCaFiles, requiredFor)`,
+      `mtls.requiredFor: option 'teams' is not known (known: all, groups, users)`,
+      `mtls: option 'enforcement' must be one of "policy", "reject-connection", got "strict"`,
+      `mtls: option 'extraTrustedCaFiles' must be a list of strings, got "ca.pem"`,
+      `mtls.requiredFor: option 'all' must be true or false, got "yes"`,
+      `mtls.requiredFor: option 'groups' must be a list of names without spaces or commas, got ["a b"]`,
+      `mtls.requiredFor: option 'users' must be a list of names without spaces or commas, got [1]`,
+    ]);
+  });
+
+  it('refuses reject-connection and requiredFor when TLS ends before Kanmon', () => {
+    const r = validateConfig({ tls: { source: 'offloaded' }, mtls: { enforcement: 'reject-connection', requiredFor: { all: true } } });
+    expect(r.ok ? [] : r.errors).toEqual([
+      `mtls: option 'enforcement' "reject-connection" is impossible when tls.source is "offloaded" (TLS ends before Kanmon); use "acme", "imported" or "file"`,
+      `mtls: option 'requiredFor' needs client certificates, which are impossible when tls.source is "offloaded" (TLS ends before Kanmon)`,
+    ]);
+    expect(validateConfig({ tls: { source: 'offloaded' }, mtls: { enforcement: 'policy' } }).ok).toBe(true);
+  });
+});
