@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +142,20 @@ describe('forwarder: WebSocket upgrades', () => {
     const gw = await gatewayTo(`http://127.0.0.1:${port}`, { onError: (kind) => kinds.push(kind) });
     await expect(connect(wsUrl(gw))).rejects.toMatchObject({ status: 502 });
     expect(kinds).toEqual(['connect']);
+  });
+
+  it('answers the handshake with 504 when the upstream accepts but never answers', async () => {
+    const held: net.Socket[] = [];
+    const hung = net.createServer((socket) => held.push(socket));
+    const port = await listen(hung);
+    cleanups.push(async () => {
+      for (const socket of held) socket.destroy();
+      await closeServer(hung);
+    });
+    const kinds: UpstreamErrorKind[] = [];
+    const gw = await gatewayTo(`http://127.0.0.1:${port}`, { timeoutMs: 200, onError: (kind) => kinds.push(kind) });
+    await expect(connect(wsUrl(gw))).rejects.toMatchObject({ status: 504 });
+    expect(kinds).toEqual(['timeout']);
   });
 
   it("relays the upstream's refusal of the upgrade", async () => {
