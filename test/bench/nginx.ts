@@ -18,6 +18,8 @@ export interface ProxyConfigOptions {
   readonly upstreamPort: number;
   readonly certFile: string;
   readonly keyFile: string;
+  /** Terminate TLS (the default), or speak plain HTTP like Kanmon behind a TLS-offloading NLB. */
+  readonly tls?: boolean;
 }
 
 export interface NginxInstance {
@@ -34,10 +36,14 @@ export function proxyConfig(dir: string, o: ProxyConfigOptions): string {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${o.port} ssl;
+${
+  o.tls === false
+    ? `    listen 127.0.0.1:${o.port};`
+    : `    listen 127.0.0.1:${o.port} ssl;
     ssl_certificate ${o.certFile};
     ssl_certificate_key ${o.keyFile};
-    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_protocols TLSv1.2 TLSv1.3;`
+}
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;

@@ -61,7 +61,14 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 async function main(): Promise<void> {
-  const opts = parseArgs(process.argv.slice(2));
+  const all = parseArgs(process.argv.slice(2));
+  for (const transport of all.transport === 'both' ? (['tls', 'plain'] as const) : [all.transport]) {
+    await runOnce({ ...all, transport });
+  }
+}
+
+async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<void> {
+  const plain = opts.transport === 'plain';
   const tools = ensureTools(log);
   if (cpus().length < 2) log('warning: fewer than 2 CPUs; proxy and load generator will share one');
   const busy = await cpuBusyPercent();
@@ -96,18 +103,18 @@ async function main(): Promise<void> {
     if (opts.only.has('nginx')) {
       const port = await freePort();
       const dirOf = join(dir, 'nginx-proxy');
-      const nginx = await startNginx(tools.nginx, dirOf, proxyConfig(dirOf, { port, upstreamPort, certFile, keyFile }), port, PROXY_CPU);
+      const nginx = await startNginx(tools.nginx, dirOf, proxyConfig(dirOf, { port, upstreamPort, certFile, keyFile, tls: !plain }), port, PROXY_CPU);
       stops.push(nginx.stop);
-      targets.set('nginx', { url: `https://127.0.0.1:${port}`, headers: [], ...(nginx.pid ? { pid: nginx.pid } : {}) });
+      targets.set('nginx', { url: `${plain ? 'http' : 'https'}://127.0.0.1:${port}`, headers: [], ...(nginx.pid ? { pid: nginx.pid } : {}) });
     }
     if (opts.only.has('bare')) {
-      const bare: Pinned<{ url: string }> = await startScript(PROXY_CPU, here('./forwarder-node.ts'), [upstreamUrl, certFile, keyFile], 'bare forwarder');
+      const bare: Pinned<{ url: string }> = await startScript(PROXY_CPU, here('./forwarder-node.ts'), [upstreamUrl, certFile, keyFile, opts.transport], 'bare forwarder');
       stops.push(bare.stop);
       targets.set('bare', { url: bare.ready.url, headers: [], ...(bare.child.pid ? { pid: bare.child.pid } : {}) });
     }
     if (opts.only.has('kanmon')) {
       const dataDir = join(dir, 'kanmon-data');
-      const kanmon: Pinned<{ url: string; cookie: string }> = await startScript(PROXY_CPU, here('./kanmon-node.ts'), [upstreamUrl, dataDir], 'kanmon');
+      const kanmon: Pinned<{ url: string; cookie: string }> = await startScript(PROXY_CPU, here('./kanmon-node.ts'), [upstreamUrl, dataDir, opts.transport], 'kanmon');
       stops.push(kanmon.stop);
       targets.set('kanmon', {
         url: kanmon.ready.url,
@@ -162,16 +169,18 @@ async function main(): Promise<void> {
   }
 }
 
-function printReport(opts: Options, busyBefore: number, targets: Map<CaseName, Target>, results: Map<string, Measurement>): void {
+function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore: number, targets: Map<CaseName, Target>, results: Map<string, Measurement>): void {
   const out: string[] = [];
-  out.push('Kanmon bench');
+  out.push(`Kanmon bench — ${opts.transport === 'tls' ? 'TLS terminated by the proxy' : 'TLS offloaded (plain HTTP)'}`);
   out.push(
     `CPU pinning (taskset): proxy under test (nginx with 1 worker, bare forwarder, or Kanmon) alone on CPU ${PROXY_CPU}; ` +
       `wrk (1 thread) and the upstream (${opts.upstream === 'nginx' ? 'nginx serving static files' : 'node http'}) together on CPU ${LOAD_CPU}.`,
   );
   out.push(
     `Load: wrk, ${opts.connections} keep-alive connections, ${opts.warmup} s warm-up then ${opts.seconds} s measured per case. ` +
-      'TLS from wrk to nginx, the bare forwarder and Kanmon; plain HTTP to the upstream (and for "direct upstream").',
+      (opts.transport === 'tls'
+        ? 'TLS from wrk to nginx, the bare forwarder and Kanmon; plain HTTP to the upstream (and for "direct upstream").'
+        : 'Plain HTTP everywhere: TLS offloaded, as behind an NLB with an ACM certificate (Kanmon tls.source "offloaded").'),
   );
   if (busyBefore > 15) out.push(`warning: the machine was ${busyBefore.toFixed(0)}% busy before the run; other work skews these numbers.`);
   out.push('');
@@ -232,6 +241,8 @@ interface Options {
   readonly rounds: number;
   readonly upstream: 'nginx' | 'node';
   readonly only: ReadonlySet<CaseName>;
+  /** tls: every proxy terminates TLS; plain: none does (Kanmon with TLS offloaded to a load balancer). */
+  readonly transport: 'tls' | 'plain' | 'both';
 }
 
 function parseArgs(argv: string[]): Options {
@@ -241,6 +252,7 @@ function parseArgs(argv: string[]): Options {
   let rounds = 1;
   let upstream: 'nginx' | 'node' = 'nginx';
   let only = new Set<CaseName>(CASES);
+  let transport: Options['transport'] = 'both';
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
@@ -250,16 +262,17 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--connections' && Number.isInteger(num) && num > 0) connections = num;
     else if (flag === '--rounds' && Number.isInteger(num) && num > 0) rounds = num;
     else if (flag === '--upstream' && (value === 'nginx' || value === 'node')) upstream = value;
+    else if (flag === '--transport' && (value === 'tls' || value === 'plain' || value === 'both')) transport = value;
     else if (flag === '--only' && value) {
       const names = value.split(',');
       const unknown = names.filter((n) => !(CASES as readonly string[]).includes(n));
       if (unknown.length) throw new Error(`--only takes ${CASES.join(', ')}; got ${unknown.join(', ')}`);
       only = new Set(names as CaseName[]);
     } else {
-      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--upstream nginx|node] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
+      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--upstream nginx|node] [--transport tls|plain|both] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
     }
   }
-  return { seconds, warmup, connections, rounds, upstream, only };
+  return { seconds, warmup, connections, rounds, upstream, only, transport };
 }
 
 async function expectBody(name: CaseName, target: Target, path: string, bytes: number): Promise<void> {
