@@ -53,6 +53,8 @@ export interface ForwarderOptions {
   readonly closeGraceMs?: number;
   /** Told about every failure to reach or hear from the upstream; the place to log the detail. */
   readonly onError?: (kind: UpstreamErrorKind, req: IncomingMessage, err: Error) => void;
+  /** Told the upstream's final status and how long its headers took (ms), for metrics. */
+  readonly onUpstreamResponse?: (statusCode: number, latencyMs: number) => void;
   /** Renders the 502/504 page. @default a fixed plain-text message */
   readonly errorPage?: ErrorPage;
 }
@@ -78,6 +80,7 @@ interface ForwarderState {
   readonly basePath: string;
   readonly preserveHost: boolean;
   readonly onError: ForwarderOptions['onError'];
+  readonly onUpstreamResponse: ForwarderOptions['onUpstreamResponse'];
   readonly errorPage: ErrorPage;
 }
 
@@ -112,6 +115,7 @@ export function createForwarder(opts: ForwarderOptions): Forwarder {
     basePath: target.basePath,
     preserveHost: opts.preserveHost,
     onError: opts.onError,
+    onUpstreamResponse: opts.onUpstreamResponse,
     errorPage: opts.errorPage ?? genericErrorPage,
   };
   const upgradeTarget: UpstreamTarget = {
@@ -171,6 +175,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   private finished = false;
   private clientGone = false;
   private attempt = 0;
+  private startedAt = 0;
   private readonly dispatchOptions: Dispatcher.DispatchOptions;
 
   constructor(
@@ -193,6 +198,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   start(): void {
+    if (this.state.onUpstreamResponse) this.startedAt = performance.now();
     this.res.once('close', this.onClientClose);
     this.state.pool.dispatch(this.dispatchOptions, this);
   }
@@ -213,6 +219,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     // 1xx interim answers (103 Early Hints and the like) are not relayed; the final one follows.
     if (statusCode < 200) return;
     this.responseStarted = true;
+    this.state.onUpstreamResponse?.(statusCode, performance.now() - this.startedAt);
     const raw = (controller.rawHeaders ?? []) as (string | Buffer)[];
     try {
       this.res.writeHead(statusCode, statusMessage || undefined, downstreamResponseHeaders(raw));

@@ -175,6 +175,19 @@ describe('forwarder: responses', () => {
     expect(reply.body.toString()).toBe('no such page');
   });
 
+  it('tells onUpstreamResponse the final status and the time to headers, for metrics', async () => {
+    const up = await upstreamOf((req, res) => {
+      res.writeHead(req.url === '/fail' ? 503 : 200);
+      res.end('x');
+    });
+    const seen: Array<[number, number]> = [];
+    const gw = await gatewayTo(up.url, { onUpstreamResponse: (status, ms) => seen.push([status, ms]) });
+    await send(`${gw.url}/ok`);
+    await send(`${gw.url}/fail`);
+    expect(seen.map(([status]) => status)).toEqual([200, 503]);
+    for (const [, ms] of seen) expect(ms).toBeGreaterThanOrEqual(0);
+  });
+
   it('answers HEAD without a body and keeps the upstream Content-Length', async () => {
     const up = await upstreamOf((_req, res) => {
       res.writeHead(200, { 'content-length': 1234 });
