@@ -26,6 +26,14 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transf
 const IDENTITY_PREFIX = 'x-kanmon-';
 /** Kanmon is the edge: whatever a client claims about forwarding is spoofed by definition. */
 const FORWARDING_PREFIX = 'x-forwarded-';
+/**
+ * Client-certificate headers that TLS-terminating proxies set for their backends (nginx and
+ * Apache ssl-client-* / X-SSL-Client-*, RFC 9440 Client-Cert and Client-Cert-Chain, Envoy's
+ * X-Forwarded-Client-Cert, IIS/Azure X-ARR-ClientCert, AWS ALB X-Amzn-Mtls-Clientcert-*).
+ * Kanmon reads the certificate only from its own TLS handshake; a client sending these is
+ * lying to a backend that might trust them, so they never pass.
+ */
+const CLIENT_CERT_PREFIXES = ['ssl-client', 'x-ssl-', 'x-client-cert', 'x-client-verify', 'x-client-dn', 'x-client-s-dn', 'x-client-i-dn', 'client-cert', 'x-arr-clientcert', 'x-amzn-mtls-clientcert'];
 
 export interface UpstreamRequestHeaders {
   /** Flat name/value list ready for the upstream request. */
@@ -44,7 +52,7 @@ export interface UpstreamRequestOptions {
 /**
  * Builds the headers sent upstream from the client's raw headers:
  * drops hop-by-hop headers (and every header the client's Connection names), every
- * `x-kanmon-*` header, `Forwarded`, `X-Forwarded-*`, `X-Real-IP` and `Expect` (the client
+ * `x-kanmon-*` header, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, client-certificate headers and `Expect` (the client
  * was already answered 100 Continue by Node), then adds the forwarding headers and the
  * identity headers from the context.
  */
@@ -106,6 +114,7 @@ function isDroppedRequestHeader(lower: string, listed: Set<string> | undefined):
   if (name.startsWith(IDENTITY_PREFIX)) return true;
   if (name.startsWith(FORWARDING_PREFIX)) return true;
   if (name.startsWith('proxy-')) return true;
+  for (const prefix of CLIENT_CERT_PREFIXES) if (name.startsWith(prefix)) return true;
   return name === 'host' || name === 'forwarded' || name === 'x-real-ip' || name === 'expect';
 }
 

@@ -27,6 +27,30 @@ describe('upstreamRequestHeaders', () => {
     expect(names(headers).filter((n) => n.includes('_'))).toEqual([]);
   });
 
+  it('strips client-certificate headers of every proxy dialect: the certificate is only what the TLS handshake carried', () => {
+    const spoofed = [
+      'X-SSL-Client-Cert', '-----BEGIN CERTIFICATE-----',
+      'X-SSL-Client-Verify', 'SUCCESS',
+      'X-SSL-Client-S-DN', 'CN=alice',
+      'ssl-client-cert', 'x',
+      'SSL_CLIENT_S_DN_CN', 'alice',
+      'X-Client-Cert', 'x',
+      'X-Client-Verify', 'SUCCESS',
+      'X-Client-DN', 'CN=alice',
+      'X-Forwarded-Client-Cert', 'Hash=abc;URI=urn:kanmon:user:1',
+      'Client-Cert', ':MIIB:',
+      'Client-Cert-Chain', ':MIIC:',
+      'X-ARR-ClientCert', 'MIIB',
+      'X-Amzn-Mtls-Clientcert-Leaf', 'MIIB',
+    ];
+    const { headers } = build(['Accept', 'text/html', ...spoofed, 'X-Client-Name', 'kept']);
+    const sent = names(headers).map((n) => n.toLowerCase());
+    for (let i = 0; i < spoofed.length; i += 2) expect(sent).not.toContain(spoofed[i]!.toLowerCase());
+    // Names that merely start alike are not certificate headers.
+    expect(values(headers, 'x-client-name')).toEqual(['kept']);
+    expect(values(headers, 'accept')).toEqual(['text/html']);
+  });
+
   it('replaces X-Forwarded-For with the address Kanmon saw instead of appending to a spoofable one', () => {
     const { headers } = build(['X-Forwarded-For', '6.6.6.6, 10.0.0.1', 'x-forwarded-for', '7.7.7.7', 'Forwarded', 'for=6.6.6.6', 'X-Real-IP', '6.6.6.6']);
     expect(values(headers, 'x-forwarded-for')).toEqual(['203.0.113.7']);
