@@ -20,6 +20,9 @@ import { createServices, type Services } from './services/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { ensureDevCertificates } from './tls/index.js';
+import { ConnectionCertificateGuard, clientAuthOptions, clientCertificatesWanted, type ClientAuthOptions } from './tls/client-auth.js';
+import { PeerCertificates } from './gateway/peer-certificate.js';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { createNotifier } from './notify/create-notifier.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
@@ -154,20 +157,26 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const tokens = new IdentityTokenCache({ keys: services.signingKeys, issuer: config.jwt.issuer, ttlSeconds: config.jwt.ttlSeconds });
     // With PROXY protocol v2, the address the load balancer carried; otherwise the peer's.
     const clientIp = (req: IncomingMessage) => clientAddressOf(req);
+    // Client certificates: the listener asks for one only when something uses it (see tls/client-auth.ts).
+    const wantsClientCertificates = config.tls.source !== 'offloaded' && clientCertificatesWanted(config);
+    const peerCertificates = wantsClientCertificates
+      ? new PeerCertificates({
+          checker: services.clientCertificates,
+          userById: async (id) => {
+            const u = await services.users.getById(id);
+            return u && { userId: u.id, username: u.username, groups: u.groups, disabled: u.disabled };
+          },
+        })
+      : undefined;
     const gateway = new Gateway({
       routes: new RouteTable(entries),
       sessions: services.sessions,
-      identityToken: (active, routeId) =>
-        tokens.get(active.session.id, routeId, {
-          userId: active.user.id,
-          username: active.user.username,
-          groups: active.user.groups,
-          authMethods: active.session.authMethods,
-        }),
+      identityToken: (cacheKey, routeId, identity) => tokens.get(cacheKey, routeId, identity),
       clientIp,
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
+      ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: (input) => services.audit.record(input) } : {}),
     });
 
     let tlsFiles: { cert: string; key: string } | undefined;
@@ -191,16 +200,32 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         throw new Error(`tls.source "${config.tls.source}" is not supported by this version of Kanmon`);
     }
 
+    let clientAuth: ClientAuthOptions | undefined;
+    let connectionGuard: ConnectionCertificateGuard | undefined;
+    if (tlsFiles && peerCertificates) {
+      // The CA exists before the first handshake names it in a CertificateRequest.
+      await services.ca.ensure();
+      clientAuth = clientAuthOptions(config, await services.ca.trustedCaPems());
+      if (config.mtls.enforcement === 'reject-connection') connectionGuard = new ConnectionCertificateGuard(peerCertificates, logger);
+    }
+
     let server!: Server;
     const fastify = Fastify({
       serverFactory: (handler) => {
-        const dispatch = (req: IncomingMessage, res: ServerResponse) => {
+        const route = (req: IncomingMessage, res: ServerResponse) => {
           if (isPortalPath(req.url)) handler(req, res);
           else gateway.handle(req, res);
         };
+        // reject-connection: nothing is served on a connection whose certificate is not (or no longer) valid.
+        const dispatch = connectionGuard
+          ? (req: IncomingMessage, res: ServerResponse) => {
+              connectionGuard!.admit(req.socket as TLSSocket).then((ok) => (ok ? route(req, res) : req.socket.destroy()));
+            }
+          : route;
         server = tlsFiles
-          ? createHttpsServer({ ...tlsFiles, minVersion: 'TLSv1.2', requestTimeout: 0 }, dispatch)
+          ? createHttpsServer({ ...tlsFiles, ...clientAuth, minVersion: 'TLSv1.2', requestTimeout: 0 }, dispatch)
           : createHttpServer({ requestTimeout: 0 }, dispatch);
+        if (connectionGuard) connectionGuard.attach(server as unknown as TlsServer);
         return server;
       },
       loggerInstance: logger.child({ component: 'portal' }) as FastifyBaseLogger,
@@ -215,6 +240,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     });
     server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
       if (isPortalPath(req.url)) socket.destroy();
+      else if (connectionGuard) connectionGuard.admit(req.socket as TLSSocket).then((ok) => (ok ? gateway.upgrade(req, socket, head) : socket.destroy()));
       else gateway.upgrade(req, socket, head);
     });
     let proxyListener: NetServer | undefined;

@@ -68,6 +68,8 @@ export type PresentedCertificateCheck =
       readonly owner: CertificateOwner;
       readonly deviceLabel: string;
       readonly expiresAt: number;
+      /** When this node read the status from the store (epoch ms): callers that keep the answer keep it no longer than statusCacheMs past this. */
+      readonly statusReadAt: number;
     }
   | {
       readonly valid: false;
@@ -76,6 +78,8 @@ export type PresentedCertificateCheck =
       readonly serial?: string;
       readonly fingerprint?: string;
       readonly owner?: CertificateOwner;
+      /** Present when the answer came from the stored status. */
+      readonly statusReadAt?: number;
     };
 
 export interface IssueOptions {
@@ -369,17 +373,18 @@ export class ClientCertificateService {
     if (Date.parse(cert.validTo) <= now) return { valid: false, reason: 'expired', ...facts };
 
     let record: ClientCertificate | undefined;
+    let statusReadAt: number;
     try {
-      record = await this.#statusOf(serial, now);
+      ({ certificate: record, fetchedAt: statusReadAt } = await this.#statusOf(serial, now));
     } catch {
       return { valid: false, reason: 'unavailable', ...facts };
     }
     // The fingerprint check rules out a second certificate that reuses a known serial.
-    if (!record || record.fingerprint !== fingerprint) return { valid: false, reason: 'unknown-certificate', ...facts };
+    if (!record || record.fingerprint !== fingerprint) return { valid: false, reason: 'unknown-certificate', ...facts, statusReadAt };
     const named = sanOwners(cert);
-    if (named.length !== 1 || !sameOwner(named[0]!, record.owner)) return { valid: false, reason: 'owner-mismatch', ...facts, owner: record.owner };
-    if (record.status !== 'active') return { valid: false, reason: 'revoked', ...facts, owner: record.owner };
-    return { valid: true, ...facts, owner: record.owner, deviceLabel: record.deviceLabel, expiresAt: record.expiresAt };
+    if (named.length !== 1 || !sameOwner(named[0]!, record.owner)) return { valid: false, reason: 'owner-mismatch', ...facts, owner: record.owner, statusReadAt };
+    if (record.status !== 'active') return { valid: false, reason: 'revoked', ...facts, owner: record.owner, statusReadAt };
+    return { valid: true, ...facts, owner: record.owner, deviceLabel: record.deviceLabel, expiresAt: record.expiresAt, statusReadAt };
   }
 
   /** Drops this node's cached status of a certificate (after a change made here). */
@@ -523,10 +528,10 @@ export class ClientCertificateService {
     if (certificate.status !== 'active') await this.#deps.store.certificateDeliveries.delete(certificate.serial);
   }
 
-  async #statusOf(serial: string, now: number): Promise<ClientCertificate | undefined> {
+  async #statusOf(serial: string, now: number): Promise<CachedStatus> {
     const ttl = this.statusCacheMs;
     const cached = this.#statusCache.get(serial);
-    if (cached && now - cached.fetchedAt < ttl && now >= cached.fetchedAt) return cached.certificate;
+    if (cached && now - cached.fetchedAt < ttl && now >= cached.fetchedAt) return cached;
     const certificate = await this.#deps.store.clientCertificates.get(serial);
     if (ttl > 0) {
       this.#statusCache.delete(serial);
@@ -536,7 +541,7 @@ export class ClientCertificateService {
       }
       this.#statusCache.set(serial, { certificate, fetchedAt: now });
     }
-    return certificate;
+    return { certificate, fetchedAt: now };
   }
 
   async #require(serial: string): Promise<ClientCertificate> {

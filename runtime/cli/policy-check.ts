@@ -51,6 +51,7 @@ export async function policyCheckCommand(args: readonly string[], services: Serv
     const decision = decideAccess(
       route,
       {
+        userId: user.id,
         username: user.username,
         groups: user.groups,
         disabled: user.disabled,
@@ -58,8 +59,9 @@ export async function policyCheckCommand(args: readonly string[], services: Serv
         ...(trial.passkey ? { passkey: trial.passkey } : {}),
         session: { createdAt: now, lastSeenAt: now },
       },
-      a.flags.has('cert') ? { clientCertificate: { valid: true } } : {},
-      { now, groups: config.groups },
+      // --cert: as if the connection presented a valid certificate of this user.
+      a.flags.has('cert') ? { clientCertificate: { valid: true, owner: { kind: 'user', userId: user.id } } } : {},
+      { now, groups: config.groups, mtlsRequiredFor: config.mtls.requiredFor },
     );
     return { trial, decision };
   });
@@ -133,6 +135,12 @@ function explain(decision: Decision, route: RouteConfig | undefined, user: User,
       if (decision.reason === 'no-route') return ['no route matches this host and path: Kanmon refuses it (404) rather than pass it through.'];
       if (decision.reason === 'user-disabled') return [`${user.username} is disabled.`];
       return [`the route admits users [${route!.policy.allowUsers.join(', ')}] and groups [${route!.policy.allowGroups.join(', ')}]; ${user.username} is in [${user.groups.join(', ')}].`];
+    case 'certificate-required':
+      return [
+        decision.reason === 'certificate-other-user'
+          ? 'the connection presented a client certificate of another user, which proves nothing for this one.'
+          : `the route (or mtls.requiredFor) needs a company device certificate, and ${decision.reason === 'no-certificate' ? 'none was presented' : 'the one presented is not valid'}: issue one with kanmon cert issue ${user.username}.`,
+      ];
     case 'step-up': {
       const by = decision.passkeyRule?.requiredBy.map((r) => (r === 'route' ? `route ${route!.id}` : `the rule of group ${r.slice('group:'.length)}`)).join(' and ');
       switch (decision.reason) {

@@ -1,17 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { GroupPolicyConfig, RouteConfig } from '../config/schema.js';
+import type { GroupPolicyConfig, MtlsConfig, RouteConfig } from '../config/schema.js';
 import { readCookie } from '../http/cookies.js';
 import { nextRequestId } from '../http/request-id.js';
-import { decideAccess, type Decision } from '../policy/decide.js';
+import { decideAccess, type Decision, type PolicyDevice } from '../policy/decide.js';
+import type { TokenIdentity } from '../jwt/identity-token.js';
+import type { AuditInput } from '../services/audit-log.js';
 import type { Forwarder } from '../proxy/index.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { SESSION_COOKIE, type ActiveSession, type SessionService } from '../services/sessions.js';
 import { LANG_COOKIE, pickLang, translator } from '../portal/i18n.js';
-import { messagePage, stepUpPage } from '../portal/pages/messages.js';
+import { certificateRequiredPage, messagePage, stepUpPage } from '../portal/pages/messages.js';
 import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
-import { identityHeaders } from './identity-headers.js';
+import { certificateIdentityHeaders, identityHeaders } from './identity-headers.js';
+import type { PeerCertificates } from './peer-certificate.js';
 
 export interface GatewayRoute {
   readonly route: RouteConfig;
@@ -21,8 +24,11 @@ export interface GatewayRoute {
 export interface GatewayDeps {
   readonly routes: RouteTable<GatewayRoute>;
   readonly sessions: SessionService;
-  /** The X-Kanmon-Jwt for a session and route; cached, so not a signature per request. */
-  readonly identityToken: (active: ActiveSession, routeId: string) => string;
+  /**
+   * The X-Kanmon-Jwt for an identity and route, cached under `cacheKey` (a session id, or the
+   * certificate serial on certificate-only routes), so not a signature per request.
+   */
+  readonly identityToken: (cacheKey: string, routeId: string, identity: TokenIdentity) => string;
   readonly clientIp: (req: IncomingMessage) => string;
   readonly logger: Logger;
   /** Told the final status of every response, for metrics; `routeId` is 'none' when nothing matched. */
@@ -31,7 +37,15 @@ export interface GatewayDeps {
   readonly groupPolicies?: Readonly<Record<string, GroupPolicyConfig>>;
   /** Epoch ms, for per-route timeouts. @default Date.now */
   readonly now?: () => number;
+  /** Client certificates of TLS connections; absent when the listener does not request them. */
+  readonly peerCertificates?: PeerCertificates;
+  /** Users and groups who need a certificate on every route (config.mtls.requiredFor). */
+  readonly mtlsRequiredFor?: MtlsConfig['requiredFor'];
+  /** Records an audit event (another user's certificate presented). */
+  readonly audit?: (input: AuditInput) => Promise<void>;
 }
+
+type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Record<string, string>; requestId: string };
 
 /**
  * Everything that is not the portal: route match, session, policy, forward. This is the hot
@@ -39,7 +53,14 @@ export interface GatewayDeps {
  * and the forwarder streaming to a pooled upstream connection.
  */
 export class Gateway {
-  constructor(private readonly deps: GatewayDeps) {}
+  /** Connections whose certificate of another user was already audited: once per connection is enough. */
+  readonly #auditedMismatch = new WeakSet<object>();
+  readonly #requiresAnyone: boolean;
+
+  constructor(private readonly deps: GatewayDeps) {
+    const r = deps.mtlsRequiredFor;
+    this.#requiresAnyone = !!r && (r.all || r.groups.length > 0 || r.users.length > 0);
+  }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.authorize(req).then(
@@ -78,16 +99,25 @@ export class Gateway {
   }
 
   private async authorize(req: IncomingMessage): Promise<
-    | { kind: 'forward'; entry: GatewayRoute; ctx: { clientIp: string; publicHost: string; identityHeaders: Record<string, string>; requestId: string } }
+    | { kind: 'forward'; entry: GatewayRoute; ctx: ForwardCtx }
     | { kind: 'refuse'; decision: Exclude<Decision, { kind: 'allow' }>; routeId?: string }
   > {
     const host = req.headers.host;
     const entry = this.deps.routes.match(host, req.url ?? '/');
     const token = readCookie(req.headers.cookie, SESSION_COOKIE);
     const active = entry && token ? await this.deps.sessions.resolve(token) : undefined;
+    // Routes without 'mtls' (and no requiredFor) skip the certificate entirely: the hot path stays as it was.
+    const peer = entry && this.deps.peerCertificates && (this.#requiresAnyone || usesMtls(entry.route)) ? await this.deps.peerCertificates.evidenceOf(req.socket) : undefined;
+    const device: PolicyDevice = peer
+      ? {
+          clientCertificate: { valid: peer.check.valid, ...(peer.check.valid ? { owner: peer.check.owner } : {}) },
+          ...(peer.holder ? { certificateHolder: peer.holder } : {}),
+        }
+      : {};
     const decision = decideAccess(
       entry?.route,
       active && {
+        userId: active.user.id,
         username: active.user.username,
         groups: active.user.groups,
         disabled: active.user.disabled,
@@ -95,20 +125,50 @@ export class Gateway {
         ...(active.session.passkey ? { passkey: active.session.passkey } : {}),
         session: { createdAt: active.session.createdAt, lastSeenAt: active.session.lastSeenAt },
       },
-      {},
-      { now: (this.deps.now ?? Date.now)(), groups: this.deps.groupPolicies ?? {} },
+      device,
+      { now: (this.deps.now ?? Date.now)(), groups: this.deps.groupPolicies ?? {}, ...(this.deps.mtlsRequiredFor ? { mtlsRequiredFor: this.deps.mtlsRequiredFor } : {}) },
     );
+    if (decision.kind === 'certificate-required' && decision.reason === 'certificate-other-user' && peer?.check.valid && active) {
+      this.#auditMismatch(req, entry!.route.id, active, peer.check.serial, peer.check.owner);
+    }
     if (decision.kind !== 'allow') return { kind: 'refuse', decision, ...(entry ? { routeId: entry.route.id } : {}) };
+    const routeId = entry!.route.id;
+    let headers: Record<string, string>;
+    if (decision.byCertificate && peer?.check.valid) {
+      // A certificate-only route without a session: the certificate is the identity.
+      const { owner, holder } = decision.byCertificate;
+      const identity: TokenIdentity = holder
+        ? { userId: holder.userId, username: holder.username, groups: holder.groups, authMethods: ['mtls'] }
+        : { userId: `shared:${owner.kind === 'shared' ? owner.label : ''}`, username: `shared:${owner.kind === 'shared' ? owner.label : ''}`, groups: [], authMethods: ['mtls'] };
+      headers = certificateIdentityHeaders(identity, this.deps.identityToken(`cert:${peer.check.serial}`, routeId, identity));
+    } else {
+      const a = active!;
+      // 'mtls' joins the methods the backend sees only when this connection proved it for this user.
+      const certified = peer?.check.valid && (peer.check.owner.kind === 'shared' || peer.check.owner.userId === a.user.id);
+      const authMethods = certified ? [...a.session.authMethods, 'mtls'] : a.session.authMethods;
+      const identity: TokenIdentity = { userId: a.user.id, username: a.user.username, groups: a.user.groups, authMethods };
+      headers = identityHeaders(a, this.deps.identityToken(a.session.id, routeId, identity), authMethods);
+    }
     return {
       kind: 'forward',
       entry: entry!,
-      ctx: {
-        clientIp: this.deps.clientIp(req),
-        publicHost: host ?? '',
-        identityHeaders: identityHeaders(active!, this.deps.identityToken(active!, entry!.route.id)),
-        requestId: nextRequestId(),
-      },
+      ctx: { clientIp: this.deps.clientIp(req), publicHost: host ?? '', identityHeaders: headers, requestId: nextRequestId() },
     };
+  }
+
+  #auditMismatch(req: IncomingMessage, routeId: string, active: ActiveSession, serial: string, owner: { kind: 'user'; userId: string } | { kind: 'shared'; label: string }): void {
+    const audit = this.deps.audit;
+    if (!audit || this.#auditedMismatch.has(req.socket)) return;
+    this.#auditedMismatch.add(req.socket);
+    void audit({
+      type: 'cert.present',
+      result: 'failure',
+      reason: 'certificate-other-user',
+      userId: active.user.id,
+      username: active.user.username,
+      context: { ip: this.deps.clientIp(req), userAgent: String(req.headers['user-agent'] ?? ''), requestId: nextRequestId() },
+      details: { route: routeId, serial, certificateOwner: owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}` },
+    });
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, decision: Exclude<Decision, { kind: 'allow' }>): void {
@@ -128,6 +188,9 @@ export class Gateway {
     } else if (decision.kind === 'step-up') {
       status = 403;
       body = stepUpPage({ ...base, alternatives: decision.alternatives, loginHref, reason: decision.reason });
+    } else if (decision.kind === 'certificate-required') {
+      status = 403;
+      body = certificateRequiredPage({ ...base, reason: decision.reason });
     } else {
       status = decision.reason === 'no-route' ? 404 : 403;
       body = messagePage({ ...base, titleKey: 'denied.title', bodyKey: `denied.${decision.reason}` });
@@ -150,6 +213,10 @@ export class Gateway {
     res.writeHead(503, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '5' });
     res.end(body);
   }
+}
+
+function usesMtls(route: RouteConfig): boolean {
+  return route.policy.factors.some((alternative) => alternative.includes('mtls'));
 }
 
 /** A top-level page load gets the login redirect; fetches and API calls get a 401 they can act on. */

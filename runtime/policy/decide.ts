@@ -1,4 +1,4 @@
-import type { Factor, GroupPolicyConfig, RouteConfig } from '../config/schema.js';
+import type { Factor, GroupPolicyConfig, MtlsConfig, RouteConfig } from '../config/schema.js';
 
 /** What the policy knows of the passkey that proved the 'passkey' factor of a session. */
 export interface PolicyPasskey {
@@ -11,6 +11,8 @@ export interface PolicyPasskey {
 
 /** What the policy sees of a signed-in user. */
 export interface PolicySubject {
+  /** The user's id, which a user certificate must name to prove 'mtls' for this user. */
+  readonly userId?: string;
   readonly username: string;
   readonly groups: readonly string[];
   readonly disabled: boolean;
@@ -25,9 +27,29 @@ export interface PolicySubject {
   readonly session?: { readonly createdAt: number; readonly lastSeenAt: number };
 }
 
-/** What the policy sees of the device/connection (client certificate arrives with mTLS). */
+/** Whom a client certificate belongs to: one user, or a shared device that proves only itself. */
+export type PolicyCertificateOwner = { readonly kind: 'user'; readonly userId: string } | { readonly kind: 'shared'; readonly label: string };
+
+/** The user a user certificate names, looked up by the caller, for certificate-only routes without a session. */
+export interface PolicyCertificateHolder {
+  readonly userId: string;
+  readonly username: string;
+  readonly groups: readonly string[];
+  readonly disabled: boolean;
+}
+
+/**
+ * What the policy sees of the device/connection: the client certificate this TLS connection
+ * presented in its own handshake (RFC 8446 §4.4.2), as checked against Kanmon's CA and store.
+ */
 export interface PolicyDevice {
-  readonly clientCertificate?: { readonly valid: boolean };
+  readonly clientCertificate?: {
+    readonly valid: boolean;
+    /** Present for certificates Kanmon issued; absent (with valid false) for anything else. */
+    readonly owner?: PolicyCertificateOwner;
+  };
+  /** For a valid user certificate on a request without a session: that user, if it exists. */
+  readonly certificateHolder?: PolicyCertificateHolder;
 }
 
 /** The rest of the world the decision depends on, passed in so the function stays pure. */
@@ -36,6 +58,8 @@ export interface PolicyEnvironment {
   readonly now?: number;
   /** Group rules by group name (config.groups). @default {} */
   readonly groups?: Readonly<Record<string, GroupPolicyConfig>>;
+  /** Users and groups who need 'mtls' on every route (config.mtls.requiredFor). @default nobody */
+  readonly mtlsRequiredFor?: MtlsConfig['requiredFor'];
 }
 
 export type DenyReason = 'no-route' | 'user-not-allowed' | 'user-disabled';
@@ -58,8 +82,25 @@ export interface PasskeyRule {
   readonly aaguidAllowlist: readonly string[];
 }
 
+/**
+ * Why the 'mtls' factor is missing:
+ * - no-certificate: the connection presented none;
+ * - certificate-invalid: one was presented, but it is not a valid certificate of Kanmon's CA
+ *   (expired, revoked, unknown, from another CA);
+ * - certificate-other-user: a valid certificate, but of another user than the one signed in.
+ */
+export type CertificateReason = 'no-certificate' | 'certificate-invalid' | 'certificate-other-user';
+
 export type Decision =
-  | { readonly kind: 'allow' }
+  | {
+      readonly kind: 'allow';
+      /**
+       * Set when a certificate-only alternative let a request without a session in: the identity
+       * is the certificate's (the holder for a user certificate, the label for a shared one).
+       */
+      readonly byCertificate?: { readonly owner: PolicyCertificateOwner; readonly holder?: PolicyCertificateHolder };
+    }
+  | { readonly kind: 'certificate-required'; readonly reason: CertificateReason }
   | { readonly kind: 'login'; readonly reason: LoginReason }
   | {
       readonly kind: 'step-up';
@@ -106,12 +147,18 @@ export function passkeyShortfall(passkey: PolicyPasskey | undefined, rule: Passk
 /**
  * The access decision: a pure function of (route, session, device, environment), tested as a table.
  * - no route: deny (nothing passes through unconfigured);
- * - no session: login;
+ * - no session: a certificate-only alternative (`["mtls"]`, for kiosks) admits a valid shared
+ *   certificate, or a valid user certificate whose user exists, is enabled and is on the route's
+ *   lists; a route that needs 'mtls' in every alternative asks for a certificate first when
+ *   none is valid (signing in could not help); otherwise login;
  * - a disabled user, or one outside the route's users/groups: deny;
  * - a session older than the route's absolute timeout, or idle longer than its idle timeout: login;
  * - factors proven (session methods plus device evidence) cover an alternative: allow. The
- *   'passkey' factor counts only when the passkey satisfies the route's and the user's groups'
- *   device-bound and AAGUID rules; the other factors are not affected by those rules;
+ *   'mtls' factor is proven by a valid certificate that is shared or names the signed-in user;
+ *   another user's certificate proves nothing. Users and groups in `mtlsRequiredFor` need 'mtls'
+ *   in every alternative. The 'passkey' factor counts only when the passkey satisfies the route's
+ *   and the user's groups' device-bound and AAGUID rules;
+ * - only 'mtls' missing from an alternative: certificate-required, saying why;
  * - otherwise step-up, saying why.
  */
 export function decideAccess(
@@ -121,21 +168,28 @@ export function decideAccess(
   env: PolicyEnvironment = {},
 ): Decision {
   if (!route) return { kind: 'deny', reason: 'no-route' };
-  if (!subject) return { kind: 'login', reason: 'no-session' };
+  const cert = device.clientCertificate;
+  if (!subject) return decideWithoutSession(route, device);
   if (subject.disabled) return { kind: 'deny', reason: 'user-disabled' };
   if (!routeAdmits(route, subject)) return { kind: 'deny', reason: 'user-not-allowed' };
 
   const timedOut = routeTimeout(route, subject, env.now);
   if (timedOut) return { kind: 'login', reason: timedOut };
 
-  const { factors } = route.policy;
+  const factors = mtlsRequiredOf(subject, env.mtlsRequiredFor) ? withMtls(route.policy.factors) : route.policy.factors;
+  const certificateBound = !!cert?.valid && !!cert.owner && (cert.owner.kind === 'shared' || (subject.userId !== undefined && cert.owner.userId === subject.userId));
   const proven = new Set<string>(subject.authMethods);
-  if (device.clientCertificate?.valid) proven.add('mtls');
+  if (certificateBound) proven.add('mtls');
   const rule = passkeyRuleFor(route, subject, env.groups);
   const shortfall = proven.has('passkey') ? passkeyShortfall(subject.passkey, rule) : undefined;
   const usable = new Set(proven);
   if (shortfall) usable.delete('passkey');
   if (factors.some((alternative) => alternative.every((f) => usable.has(f)))) return { kind: 'allow' };
+
+  // Only the certificate is missing: signing in again cannot help, so say what can.
+  if (!certificateBound && factors.some((alternative) => alternative.every((f) => f === 'mtls' || usable.has(f)))) {
+    return { kind: 'certificate-required', reason: certificateReason(cert) };
+  }
 
   // The passkey is the reason only when it would have completed an alternative had it qualified.
   const passkeyWouldDo = shortfall !== undefined && factors.some((alternative) => alternative.every((f) => proven.has(f)));
@@ -145,6 +199,41 @@ export function decideAccess(
     reason: passkeyWouldDo ? shortfall : 'missing-factor',
     ...(rule.deviceBound || rule.aaguidAllowlist.length > 0 ? { passkeyRule: rule } : {}),
   };
+}
+
+function decideWithoutSession(route: RouteConfig, device: PolicyDevice): Decision {
+  const { factors } = route.policy;
+  const cert = device.clientCertificate;
+  const owner = cert?.valid ? cert.owner : undefined;
+  if (owner && factors.some((alternative) => alternative.every((f) => f === 'mtls'))) {
+    if (owner.kind === 'shared') {
+      // A shared device is nobody: it passes only routes open to everyone.
+      if (route.policy.allowUsers.length > 0 || route.policy.allowGroups.length > 0) return { kind: 'deny', reason: 'user-not-allowed' };
+      return { kind: 'allow', byCertificate: { owner } };
+    }
+    const holder = device.certificateHolder;
+    // A certificate of a user who was deleted (holder unknown) or disabled is no one's any more.
+    if (!holder || holder.userId !== owner.userId || holder.disabled) return { kind: 'deny', reason: 'user-disabled' };
+    if (!routeAdmits(route, holder)) return { kind: 'deny', reason: 'user-not-allowed' };
+    return { kind: 'allow', byCertificate: { owner, holder } };
+  }
+  if (!owner && factors.every((alternative) => alternative.includes('mtls'))) return { kind: 'certificate-required', reason: certificateReason(cert) };
+  return { kind: 'login', reason: 'no-session' };
+}
+
+function certificateReason(cert: PolicyDevice['clientCertificate']): CertificateReason {
+  if (!cert) return 'no-certificate';
+  return cert.valid ? 'certificate-other-user' : 'certificate-invalid';
+}
+
+/** Whether config.mtls.requiredFor names this user, directly, through a group, or as everyone. */
+export function mtlsRequiredOf(subject: { readonly username: string; readonly groups: readonly string[] }, requiredFor: MtlsConfig['requiredFor'] | undefined): boolean {
+  if (!requiredFor) return false;
+  return requiredFor.all || requiredFor.users.includes(subject.username) || subject.groups.some((g) => requiredFor.groups.includes(g));
+}
+
+function withMtls(factors: readonly (readonly Factor[])[]): Factor[][] {
+  return factors.map((alternative) => (alternative.includes('mtls') ? [...alternative] : [...alternative, 'mtls']));
 }
 
 /** Per-route timeouts tighten the global ones (which the session service already enforces). */

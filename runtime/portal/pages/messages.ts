@@ -1,5 +1,5 @@
 import type { Factor } from '../../config/schema.js';
-import type { StepUpReason } from '../../policy/decide.js';
+import type { CertificateReason, StepUpReason } from '../../policy/decide.js';
 import { html, page } from '../html.js';
 import type { Lang, MessageKey, Translate } from '../i18n.js';
 
@@ -43,5 +43,21 @@ export function stepUpPage(o: Base & { alternatives: readonly (readonly Factor[]
     body: html`<p>${t('stepup.body')}</p><ul>${items}</ul>${why}<p><a id="step-up-sign-in" class="button primary" href="${o.loginHref}">${t('common.signIn')}</a>${
       otpHref ? html` <a id="step-up-totp" class="button" href="${otpHref}">${t('stepup.useTotp')}</a>` : ''
     }</p>`,
+  });
+}
+
+/**
+ * The route needs a company device certificate this connection did not prove: what happened and
+ * how to get one. Browsers choose a certificate once per connection and remember the choice, so
+ * after installing one the user must restart the browser (or open a new private window).
+ */
+export function certificateRequiredPage(o: Base & { reason: CertificateReason }): string {
+  const { t } = o;
+  return page({
+    ...o,
+    title: t('certificate.title'),
+    body: html`<div id="certificate-required" class="message" data-reason="${o.reason}"><p><strong>${t('certificate.body')}</strong></p><p>${t(
+      `certificate.reason.${o.reason}` as MessageKey,
+    )}</p></div><h2>${t('certificate.howTitle')}</h2><ol><li>${t('certificate.how.ask')}</li><li>${t('certificate.how.link')}</li><li>${t('certificate.how.restart')}</li></ol><p><a id="certificate-retry" class="button primary" href="${o.currentUrl}">${t('certificate.retry')}</a></p>`,
   });
 }

@@ -261,6 +261,7 @@ describe('checkPresented', () => {
       owner: { kind: 'user', userId: hanako.id },
       deviceLabel: 'laptop',
       expiresAt: user.certificate.expiresAt,
+      statusReadAt: world.clock,
     });
     expect(await node.certificates.checkPresented(shared.certificate.certificateDer)).toMatchObject({ valid: true, owner: { kind: 'shared', label: 'kiosk-1' } });
   });

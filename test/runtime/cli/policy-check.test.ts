@@ -50,10 +50,10 @@ describe('kanmon policy check', () => {
   it('asks for the device certificate on the finance route, and allows it with --cert', async () => {
     const without = await check('aiko', `${base()}/finance/ledger`);
     expect(without).toContain('route:  finance');
-    expect(without).toContain('STEP-UP');
-    expect(without).toContain('satisfy none of passkey+mtls');
+    expect(without).toContain('CERTIFICATE-REQUIRED');
+    expect(without).toContain('needs a company device certificate, and none was presented: issue one with kanmon cert issue aiko');
     const withCert = await check('aiko', `${base()}/finance/ledger`, '--cert');
-    expect(withCert).not.toContain('STEP-UP');
+    expect(withCert).not.toContain('CERTIFICATE-REQUIRED');
     expect(withCert).toContain('ALLOW');
   });
 

@@ -15,7 +15,7 @@ beforeAll(async () => {
     routes: [
       { id: 'demo', match: { pathPrefix: '/' }, upstream: 'demo' },
       { id: 'finance', match: { pathPrefix: '/finance' }, upstream: 'demo', policy: { allowGroups: ['経理'] } },
-      { id: 'otp-only', match: { pathPrefix: '/strong' }, upstream: 'demo', policy: { factors: [['passkey', 'mtls']] } },
+      { id: 'otp-only', match: { pathPrefix: '/strong' }, upstream: 'demo', policy: { factors: [['passkey', 'otp']] } },
       { id: 'elsewhere', match: { host: 'other.example', pathPrefix: '/' }, upstream: 'demo' },
     ],
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type Factor, type GroupPolicyConfig } from '../../../runtime/config/schema.js';
-import { decideAccess, passkeyShortfall, type PolicyDevice, type PolicyEnvironment, type PolicyPasskey, type PolicySubject } from '../../../runtime/policy/decide.js';
+import { decideAccess, passkeyShortfall, type PolicyCertificateHolder, type PolicyDevice, type PolicyEnvironment, type PolicyPasskey, type PolicySubject } from '../../../runtime/policy/decide.js';
 
 interface PolicyInput {
   factors?: Factor[][];
@@ -28,19 +28,28 @@ const syncedListed: PolicyPasskey = { deviceBound: false, aaguid: YUBIKEY, attes
 
 const T = 1_700_000_000_000;
 const MIN = 60_000;
-const user = (over: Partial<PolicySubject> = {}): PolicySubject => ({ username: 'alice', groups: ['staff'], disabled: false, authMethods: ['passkey'], ...over });
+const user = (over: Partial<PolicySubject> = {}): PolicySubject => ({ userId: 'u-alice', username: 'alice', groups: ['staff'], disabled: false, authMethods: ['passkey'], ...over });
 /** A passkey session started `age` ms before T and last active `idle` ms before T. */
 const session = (age: number, idle: number) => ({ createdAt: T - age, lastSeenAt: T - idle });
 
 const groups: Record<string, GroupPolicyConfig> = { admins: { deviceBoundPasskeys: true }, staff: { deviceBoundPasskeys: false } };
 const env: PolicyEnvironment = { now: T, groups };
-const cert = { clientCertificate: { valid: true } };
+/** Alice's own certificate, someone else's, a shared device's, and one that did not check out. */
+const cert: PolicyDevice = { clientCertificate: { valid: true, owner: { kind: 'user', userId: 'u-alice' } } };
+const bobsCert: PolicyDevice = { clientCertificate: { valid: true, owner: { kind: 'user', userId: 'u-bob' } } };
+const sharedCert: PolicyDevice = { clientCertificate: { valid: true, owner: { kind: 'shared', label: 'kiosk-1' } } };
+const badCert: PolicyDevice = { clientCertificate: { valid: false } };
+const holder = (over: Partial<PolicyCertificateHolder> = {}): PolicyCertificateHolder => ({ userId: 'u-alice', username: 'alice', groups: ['staff'], disabled: false, ...over });
+const certWithHolder = (over: Partial<PolicyCertificateHolder> = {}): PolicyDevice => ({ ...cert, certificateHolder: holder(over) });
+const required = (r: Partial<NonNullable<PolicyEnvironment['mtlsRequiredFor']>>): PolicyEnvironment => ({ ...env, mtlsRequiredFor: { all: false, groups: [], users: [], ...r } });
 
 const passkeyOnly = route({});
 const passkeyOrOtp = route({ factors: [['passkey'], ['otp']] });
 const passkeyAndMtls = route({ factors: [['passkey', 'mtls']] });
 const otpAndMtlsOrPasskey = route({ factors: [['passkey'], ['otp', 'mtls']] });
 const certOnly = route({ factors: [['mtls']] });
+const certOnlyForFinance = route({ factors: [['mtls']], allowGroups: ['finance'] });
+const certOrPasskey = route({ factors: [['mtls'], ['passkey']] });
 const financeGroup = route({ allowGroups: ['finance'] });
 const namedUser = route({ allowUsers: ['alice'] });
 const deviceBound = route({ deviceBound: true });
@@ -68,13 +77,49 @@ const table: Array<[string, Route | undefined, PolicySubject | undefined, Policy
   ['passkey route, disabled user', passkeyOnly, user({ disabled: true }), {}, env, 'deny:user-disabled'],
   ['passkey-or-otp, otp session', passkeyOrOtp, user({ authMethods: ['otp'] }), {}, env, 'allow'],
   ['passkey-or-otp, recovery session', passkeyOrOtp, user({ authMethods: ['recovery'] }), {}, env, 'step-up:missing-factor'],
-  ['passkey+mtls, passkey without cert', passkeyAndMtls, user(), {}, env, 'step-up:missing-factor'],
-  ['passkey+mtls, passkey with invalid cert', passkeyAndMtls, user(), { clientCertificate: { valid: false } }, env, 'step-up:missing-factor'],
-  ['passkey+mtls, passkey with valid cert', passkeyAndMtls, user(), cert, env, 'allow'],
+    // The 'mtls' factor: a valid certificate of this user, or of a shared device.
+  ['passkey+mtls, passkey without cert', passkeyAndMtls, user(), {}, env, 'certificate-required:no-certificate'],
+  ['passkey+mtls, passkey with invalid cert', passkeyAndMtls, user(), badCert, env, 'certificate-required:certificate-invalid'],
+  ['passkey+mtls, passkey with own valid cert', passkeyAndMtls, user(), cert, env, 'allow'],
+  ['passkey+mtls, passkey with another user\'s cert', passkeyAndMtls, user(), bobsCert, env, 'certificate-required:certificate-other-user'],
+  ['passkey+mtls, another user\'s cert of a subject without id', passkeyAndMtls, user({ userId: undefined }), cert, env, 'certificate-required:certificate-other-user'],
+  ['passkey+mtls, passkey with a shared device cert', passkeyAndMtls, user(), sharedCert, env, 'allow'],
+  ['passkey+mtls, a valid cert without an owner proves nothing', passkeyAndMtls, user(), { clientCertificate: { valid: true } }, env, 'certificate-required:certificate-other-user'],
+  ['passkey+mtls, otp session with own cert', passkeyAndMtls, user({ authMethods: ['otp'] }), cert, env, 'step-up:missing-factor'],
   ['passkey+mtls, no session with valid cert', passkeyAndMtls, undefined, cert, env, 'login:no-session'],
+  ['passkey+mtls, no session without cert: the certificate first', passkeyAndMtls, undefined, {}, env, 'certificate-required:no-certificate'],
+  ['passkey+mtls, no session with invalid cert', passkeyAndMtls, undefined, badCert, env, 'certificate-required:certificate-invalid'],
   ['passkey | otp+mtls, otp with cert', otpAndMtlsOrPasskey, user({ authMethods: ['otp'] }), cert, env, 'allow'],
-  ['passkey | otp+mtls, otp without cert', otpAndMtlsOrPasskey, user({ authMethods: ['otp'] }), {}, env, 'step-up:missing-factor'],
-  ['cert-only, signed in with cert', certOnly, user({ authMethods: [] }), cert, env, 'allow'],
+  ['passkey | otp+mtls, otp without cert', otpAndMtlsOrPasskey, user({ authMethods: ['otp'] }), {}, env, 'certificate-required:no-certificate'],
+  ['passkey | otp+mtls, otp with another user\'s cert', otpAndMtlsOrPasskey, user({ authMethods: ['otp'] }), bobsCert, env, 'certificate-required:certificate-other-user'],
+  ['passkey | otp+mtls, no session without cert (passkey alone would do)', otpAndMtlsOrPasskey, undefined, {}, env, 'login:no-session'],
+  ['passkey | otp+mtls, recovery session without cert', otpAndMtlsOrPasskey, user({ authMethods: ['recovery'] }), {}, env, 'step-up:missing-factor'],
+
+  // Certificate-only routes (kiosks): no session needed; the certificate is the identity.
+  ['cert-only, signed in with own cert', certOnly, user({ authMethods: [] }), cert, env, 'allow'],
+  ['cert-only, signed in with another user\'s cert', certOnly, user(), bobsCert, env, 'certificate-required:certificate-other-user'],
+  ['cert-only, no session, shared cert', certOnly, undefined, sharedCert, env, 'allow'],
+  ['cert-only, no session, user cert of an enabled user', certOnly, undefined, certWithHolder(), env, 'allow'],
+  ['cert-only, no session, user cert of a disabled user', certOnly, undefined, certWithHolder({ disabled: true }), env, 'deny:user-disabled'],
+  ['cert-only, no session, user cert of a deleted user', certOnly, undefined, cert, env, 'deny:user-disabled'],
+  ['cert-only, no session, holder not the certificate\'s user', certOnly, undefined, certWithHolder({ userId: 'u-bob' }), env, 'deny:user-disabled'],
+  ['cert-only, no session, no cert', certOnly, undefined, {}, env, 'certificate-required:no-certificate'],
+  ['cert-only, no session, invalid cert', certOnly, undefined, badCert, env, 'certificate-required:certificate-invalid'],
+  ['cert-only for a group, shared cert (a device is nobody)', certOnlyForFinance, undefined, sharedCert, env, 'deny:user-not-allowed'],
+  ['cert-only for a group, member\'s cert', certOnlyForFinance, undefined, certWithHolder({ groups: ['finance'] }), env, 'allow'],
+  ['cert-only for a group, non-member\'s cert', certOnlyForFinance, undefined, certWithHolder(), env, 'deny:user-not-allowed'],
+  ['cert or passkey, no session, no cert', certOrPasskey, undefined, {}, env, 'login:no-session'],
+  ['cert or passkey, no session, shared cert', certOrPasskey, undefined, sharedCert, env, 'allow'],
+
+  // mtls.requiredFor: these users need a certificate on every route.
+  ['required for alice, passkey route without cert', passkeyOnly, user(), {}, required({ users: ['alice'] }), 'certificate-required:no-certificate'],
+  ['required for alice, passkey route with own cert', passkeyOnly, user(), cert, required({ users: ['alice'] }), 'allow'],
+  ['required for alice, passkey route with bob\'s cert', passkeyOnly, user(), bobsCert, required({ users: ['alice'] }), 'certificate-required:certificate-other-user'],
+  ['required for bob, alice without cert', passkeyOnly, user(), {}, required({ users: ['bob'] }), 'allow'],
+  ['required for staff, member without cert', passkeyOrOtp, user({ authMethods: ['otp'] }), {}, required({ groups: ['staff'] }), 'certificate-required:no-certificate'],
+  ['required for finance, staff member without cert', passkeyOnly, user(), {}, required({ groups: ['finance'] }), 'allow'],
+  ['required for all, otp session on a passkey route with cert', passkeyOnly, user({ authMethods: ['otp'] }), cert, required({ all: true }), 'step-up:missing-factor'],
+  ['required for all, no session', passkeyOnly, undefined, {}, required({ all: true }), 'login:no-session'],
   ['group route, member', financeGroup, user({ groups: ['finance'] }), {}, env, 'allow'],
   ['group route, non-member', financeGroup, user(), {}, env, 'deny:user-not-allowed'],
   ['group route, non-member without the factor', financeGroup, user({ authMethods: ['otp'] }), {}, env, 'deny:user-not-allowed'],
@@ -94,7 +139,7 @@ const table: Array<[string, Route | undefined, PolicySubject | undefined, Policy
   ['device-bound+mtls, device-bound passkey with cert', deviceBoundWithCert, user({ passkey: bound }), cert, env, 'allow'],
   ['device-bound+mtls, synced passkey with cert', deviceBoundWithCert, user({ passkey: synced }), cert, env, 'step-up:passkey-not-device-bound'],
   ['device-bound+mtls, synced passkey without cert', deviceBoundWithCert, user({ passkey: synced }), {}, env, 'step-up:missing-factor'],
-  ['device-bound+mtls, device-bound passkey without cert', deviceBoundWithCert, user({ passkey: bound }), {}, env, 'step-up:missing-factor'],
+  ['device-bound+mtls, device-bound passkey without cert', deviceBoundWithCert, user({ passkey: bound }), {}, env, 'certificate-required:no-certificate'],
   ['device-bound passkey+otp, both with a security key', deviceBoundPasskeyAndOtp, user({ authMethods: ['passkey', 'otp'], passkey: bound }), {}, env, 'allow'],
   ['device-bound passkey+otp, both with a synced passkey', deviceBoundPasskeyAndOtp, user({ authMethods: ['passkey', 'otp'], passkey: synced }), {}, env, 'step-up:passkey-not-device-bound'],
   ['device-bound passkey+otp, security key only', deviceBoundPasskeyAndOtp, user({ passkey: bound }), {}, env, 'step-up:missing-factor'],
@@ -148,7 +193,7 @@ describe('decideAccess', () => {
     const d = decideAccess(r, subject, device, environment);
     const got = d.kind === 'allow' ? 'allow' : `${d.kind}:${d.reason}`;
     expect(got).toBe(expected);
-    if (d.kind === 'step-up') expect(d.alternatives).toEqual(r!.policy.factors);
+    if (d.kind === 'step-up' && !environment.mtlsRequiredFor) expect(d.alternatives).toEqual(r!.policy.factors);
   });
 
   it('names who demands device-bound passkeys: the route and each group rule', () => {
@@ -184,5 +229,19 @@ describe('passkeyShortfall', () => {
     ['allowlist, no evidence', rule, undefined, 'passkey-not-device-bound'],
   ] as const)('%s', (_name, r, passkey, expected) => {
     expect(passkeyShortfall(passkey, r)).toBe(expected);
+  });
+});
+
+describe('decideAccess with certificates', () => {
+  it('names the certificate as the identity of a certificate-only request', () => {
+    expect(decideAccess(certOnly, undefined, sharedCert, env)).toEqual({ kind: 'allow', byCertificate: { owner: { kind: 'shared', label: 'kiosk-1' } } });
+    expect(decideAccess(certOnly, undefined, certWithHolder(), env)).toEqual({ kind: 'allow', byCertificate: { owner: { kind: 'user', userId: 'u-alice' }, holder: holder() } });
+    // With a session, the session is the identity.
+    expect(decideAccess(certOnly, user(), cert, env)).toEqual({ kind: 'allow' });
+  });
+
+  it('adds mtls to every alternative for users it is required of', () => {
+    const d = decideAccess(passkeyOrOtp, user({ authMethods: ['recovery'] }), cert, required({ users: ['alice'] }));
+    expect(d).toMatchObject({ kind: 'step-up', alternatives: [['passkey', 'mtls'], ['otp', 'mtls']] });
   });
 });

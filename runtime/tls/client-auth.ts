@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { KanmonConfig } from '../config/schema.js';
+import type { PeerCertificates } from '../gateway/peer-certificate.js';
+
+/** What the TLS listener adds to its options when it asks for client certificates. */
+export interface ClientAuthOptions {
+  /** RFC 8446 §4.3.2 / RFC 5246 §7.4.4: send a CertificateRequest in every handshake. */
+  readonly requestCert: true;
+  /** Whether a handshake without a certificate that chains to `ca` fails (reject-connection). */
+  readonly rejectUnauthorized: boolean;
+  /** PEM certificates of the CAs a client certificate may chain to; also named in the CertificateRequest. */
+  readonly ca: string[];
+}
+
+/** Whether the listener must ask for client certificates: some route uses 'mtls', someone must always present one, or enforcement is per connection. */
+export function clientCertificatesWanted(config: KanmonConfig): boolean {
+  const { requiredFor, enforcement } = config.mtls;
+  return (
+    enforcement === 'reject-connection' ||
+    requiredFor.all ||
+    requiredFor.groups.length > 0 ||
+    requiredFor.users.length > 0 ||
+    config.routes.some((route) => route.policy.factors.some((alternative) => alternative.includes('mtls')))
+  );
+}
+
+/**
+ * The TLS options for client authentication: Kanmon's CA plus the extra trusted CA files. In
+ * 'policy' mode the handshake accepts any certificate, or none, and the routes decide; in
+ * 'reject-connection' mode OpenSSL refuses a missing certificate, or one that does not chain to
+ * these CAs or is outside its validity (RFC 5280 §6), inside the handshake itself.
+ */
+export function clientAuthOptions(config: KanmonConfig, kanmonCaPems: readonly string[]): ClientAuthOptions {
+  const extra = config.mtls.extraTrustedCaFiles.map((file) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`mtls: option 'extraTrustedCaFiles' names ${JSON.stringify(file)}, which cannot be read: ${(err as Error).message}`);
+    }
+  });
+  return { requestCert: true, rejectUnauthorized: config.mtls.enforcement === 'reject-connection', ca: [...kanmonCaPems, ...extra] };
+}
+
+/**
+ * 'reject-connection' beyond what OpenSSL checks: a certificate of Kanmon's CA must also be
+ * known, active and unrevoked in the store (through the status cache bound). OpenSSL has already
+ * verified the chain, so a certificate Kanmon did not issue passes only when it chains to an
+ * extra trusted CA. Every connection is checked as soon as its handshake completes, and no
+ * request on it is served before that check has passed.
+ */
+export class ConnectionCertificateGuard {
+  constructor(
+    private readonly peers: PeerCertificates,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Checks each new TLS session at once, so a revoked certificate loses its connection without sending a request. */
+  attach(server: TlsServer): void {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      void this.admit(socket).then((ok) => {
+        if (!ok) socket.destroy();
+      });
+    });
+  }
+
+  /**
+   * Whether requests on this connection may be served; refused connections are destroyed by the
+   * caller. Asked per request, through the per-connection cache, so a keep-alive connection whose
+   * certificate is revoked later is cut within the status cache bound.
+   */
+  admit(socket: TLSSocket): Promise<boolean> {
+    return this.#decide(socket);
+  }
+
+  async #decide(socket: TLSSocket): Promise<boolean> {
+    // Without a verified chain the handshake would have failed; this is the second line.
+    if (!socket.authorized) return false;
+    const evidence = this.peers.evidenceOf(socket);
+    if (!evidence) return false;
+    try {
+      const { check } = await evidence;
+      if (check.valid || check.reason === 'unknown-issuer') return true;
+      this.logger.info({ reason: check.reason, serial: check.serial, remoteAddress: socket.remoteAddress }, 'connection refused: client certificate not valid');
+      return false;
+    } catch (err) {
+      this.logger.warn({ err }, 'connection refused: client certificate could not be checked');
+      return false;
+    }
+  }
+}
