@@ -6,6 +6,7 @@ import { CeremonyError } from '../webauthn/index.js';
 import { LANG_COOKIE, pickLang, translator, type MessageKey, type Translate } from './i18n.js';
 import { PortalKit, SignedOutError, type PortalDeps } from './kit.js';
 import { registerAccountRoutes } from './routes/account.js';
+import { registerCaRoutes } from './routes/ca.js';
 import { registerEnrollRoutes } from './routes/enroll.js';
 import { registerLoginRoutes } from './routes/login.js';
 import { registerRecoveryRoutes } from './routes/recovery.js';
@@ -104,5 +105,6 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
   registerAccountRoutes(app, kit);
   registerTotpRoutes(app, kit);
   registerRecoveryRoutes(app, kit);
+  registerCaRoutes(app, kit);
   return kit;
 }

@@ -1,0 +1,66 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CA_CERT_PATH, CA_CRL_PATH, CERT_DOWNLOAD_PATH } from '../../ca/client-certificates.js';
+import { ServiceError } from '../../services/errors.js';
+import type { PortalKit } from '../kit.js';
+import { certDownloadGonePage, certDownloadPage } from '../pages/certificate.js';
+
+/** What a download token looks like (32 random bytes, base64url); anything else is refused before the store is asked. */
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Kanmon's CA in public: its certificate (for clients' and relying parties' trust stores) and
+ * its CRL (RFC 5280 §5, named in every certificate's CRL distribution point), and the one-time
+ * download of a client certificate's PKCS#12 file.
+ */
+export function registerCaRoutes(app: FastifyInstance, kit: PortalKit): void {
+  const { services } = kit;
+
+  app.get(CA_CERT_PATH, async (req, reply) => {
+    const der = (req.query as Record<string, unknown>).format === 'der';
+    reply.header('cache-control', 'public, max-age=3600');
+    if (der) {
+      // RFC 2585 §4.1: application/pkix-cert for a DER certificate.
+      reply.header('content-disposition', 'attachment; filename="kanmon-ca.cer"');
+      return reply.type('application/pkix-cert').send(Buffer.from(await services.ca.certificateDer()));
+    }
+    reply.header('content-disposition', 'inline; filename="kanmon-ca.pem"');
+    return reply.type('application/x-pem-file').send(await services.ca.certificatePem());
+  });
+
+  app.get(CA_CRL_PATH, async (_req, reply) => {
+    // RFC 2585 §4.2: application/pkix-crl, DER. A node rebuilds its CRL at least every minute.
+    reply.header('cache-control', 'public, max-age=60');
+    return reply.type('application/pkix-crl').send(Buffer.from(await services.ca.crlDer()));
+  });
+
+  app.get(CERT_DOWNLOAD_PATH, async (req, reply) => {
+    const token = (req.query as Record<string, unknown>).token;
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    if (typeof token !== 'string' || !TOKEN.test(token)) return gone(kit, req, reply);
+    return kit.htmlReply(reply, 200, certDownloadPage({ ...kit.pageBase(req), token }));
+  });
+
+  // The portal's cross-site check has already run: only a POST from our own origin gets here.
+  app.post(CERT_DOWNLOAD_PATH, async (req, reply) => {
+    const body = kit.bodyOf(req);
+    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    let file;
+    try {
+      file = await services.clientCertificates.redeemDownloadLink(body.token, kit.ctxOf(req));
+    } catch (err) {
+      // Used, expired, unknown, or the certificate was revoked since: all the same to the user.
+      if (err instanceof ServiceError && (err.code === 'token-unusable' || err.code === 'conflict' || err.code === 'not-found')) return gone(kit, req, reply);
+      throw err;
+    }
+    const pkcs12 = Buffer.from(file.pkcs12);
+    file.pkcs12.fill(0);
+    reply.header('content-disposition', `attachment; filename="${file.fileName}"`);
+    reply.header('x-content-type-options', 'nosniff');
+    // RFC 7292 Appendix D: application/x-pkcs12, which every platform's installer opens.
+    return reply.type('application/x-pkcs12').send(pkcs12);
+  });
+}
+
+function gone(kit: PortalKit, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return kit.htmlReply(reply, 410, certDownloadGonePage(kit.pageBase(req)));
+}
