@@ -178,7 +178,8 @@ export class Gateway {
       res.end();
       return;
     }
-    const lang = pickLang(undefined, readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+    // The page's own language switch adds ?lang= to the URL it was refused at.
+    const lang = pickLang(langQuery(req.url), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
     const base = { lang, t: translator(lang), currentUrl: req.url ?? '/', requestId: nextRequestId() };
     let status: number;
     let body: string;
@@ -213,6 +214,13 @@ export class Gateway {
     res.writeHead(503, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '5' });
     res.end(body);
   }
+}
+
+/** The `lang` query parameter of a refused URL, if any (read only for Kanmon's own refusal pages). */
+function langQuery(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (q < 0) return undefined;
+  return new URLSearchParams(url!.slice(q + 1)).get('lang') ?? undefined;
 }
 
 function usesMtls(route: RouteConfig): boolean {
