@@ -1,4 +1,6 @@
+import { connect as tcpConnect } from 'node:net';
 import { connect } from 'node:tls';
+import { buildProxyV2Header } from '../../../runtime/net/proxy-protocol.js';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { User } from '../../../runtime/store/types.js';
@@ -261,5 +263,59 @@ describe('mTLS listener, reject-connection enforcement', () => {
     expect(await eventually(async () => (await handshake(p12)) === 'refused')).toBe(true);
     const withCurl = await curl(h, '/', ['--cert-type', 'P12', '--cert', `${scratch.file('k2.p12', p12.pfx)}:${p12.passphrase}`]).catch((e: Error) => ({ status: 0, body: e.message }));
     expect(withCurl.status).toBe(0);
+  });
+});
+
+describe('mTLS listener behind a load balancer (PROXY protocol v2)', () => {
+  let h: KanmonHarness;
+  let upstream: Awaited<ReturnType<typeof startEchoUpstream>>;
+  let p12: { pfx: Buffer; passphrase: string };
+
+  beforeAll(async () => {
+    upstream = await startEchoUpstream();
+    h = await KanmonHarness.start({
+      server: { proxyProtocol: { enabled: true, allowedNetworks: ['127.0.0.0/8'] } },
+      routes: [{ id: 'kiosk', match: { pathPrefix: '/' }, upstream: upstream.url, policy: { factors: [['mtls']] } }],
+    });
+    const certs = h.app.services.clientCertificates;
+    const issued = await certs.issueShared('lobby');
+    p12 = { pfx: Buffer.from((await certs.download(issued.certificate.serial)).pkcs12), passphrase: issued.password };
+  });
+
+  afterAll(async () => {
+    await h?.close();
+    await upstream?.close();
+  });
+
+  /** As the NLB does: a PROXY v2 header first, then the client's own TLS, here with raw HTTP on top. */
+  function viaLoadBalancer(identity: ClientIdentity, extraHeaders = ''): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const tcp = tcpConnect({ host: '127.0.0.1', port: h.app.port }, () => {
+        tcp.write(buildProxyV2Header({ source: { address: '203.0.113.7', port: 50000 }, destination: { address: '127.0.0.1', port: h.app.port } }));
+        const tls = connect({ socket: tcp, servername: 'localhost', ca: readFileSync(h.app.devCaCertPath!), ...(identity ?? {}) }, () => {
+          tls.write(`GET /board HTTP/1.1\r\nHost: localhost:${h.app.port}\r\nAccept: text/html\r\n${extraHeaders}Connection: close\r\n\r\n`);
+        });
+        let data = '';
+        tls.on('data', (chunk) => (data += chunk.toString()));
+        tls.on('error', reject);
+        tls.on('close', () => resolve(data));
+      });
+      tcp.on('error', reject);
+    });
+  }
+
+  it('the certificate is the one the TLS handshake behind the PROXY header carried', async () => {
+    const answer = await viaLoadBalancer(p12);
+    expect(answer).toMatch(/^HTTP\/1.1 200/);
+    const seen = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).headers;
+    expect(seen['x-kanmon-user']).toBe('shared:lobby');
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7');
+  });
+
+  it('certificate headers claimed by the client count for nothing there either', async () => {
+    const pem = (await h.app.services.ca.certificatePem()).replace(/\n/g, '');
+    const answer = await viaLoadBalancer(undefined, `X-SSL-Client-Cert: ${pem}\r\nX-SSL-Client-Verify: SUCCESS\r\nX-Forwarded-Client-Cert: URI=urn:x\r\n`);
+    expect(answer).toMatch(/^HTTP\/1.1 403/);
+    expect(answer).toContain('data-reason="no-certificate"');
   });
 });
