@@ -223,8 +223,15 @@ function langQuery(url: string | undefined): string | undefined {
   return new URLSearchParams(url!.slice(q + 1)).get('lang') ?? undefined;
 }
 
+/** Config is frozen, so whether a route uses 'mtls' is worked out once per route, not per request. */
+const USES_MTLS = new WeakMap<RouteConfig, boolean>();
 function usesMtls(route: RouteConfig): boolean {
-  return route.policy.factors.some((alternative) => alternative.includes('mtls'));
+  let uses = USES_MTLS.get(route);
+  if (uses === undefined) {
+    uses = route.policy.factors.some((alternative) => alternative.includes('mtls'));
+    USES_MTLS.set(route, uses);
+  }
+  return uses;
 }
 
 /** A top-level page load gets the login redirect; fetches and API calls get a 401 they can act on. */
