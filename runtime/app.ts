@@ -147,9 +147,13 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         upstream: route.upstream === 'demo' ? demo!.url : route.upstream,
         preserveHost: route.preserveHost,
         onError: (kind, req, err) => {
-        metrics.count('upstreamErrors', { Route: route.id });
-        logger.warn({ route: route.id, kind, err: err.message, url: req.url?.split('?')[0] }, 'upstream error');
-      },
+          metrics.count('upstreamErrors', { Route: route.id });
+          logger.warn({ route: route.id, kind, err: err.message, url: req.url?.split('?')[0] }, 'upstream error');
+        },
+        onUpstreamResponse: (status, latencyMs) => {
+          metrics.timing('upstreamLatency', { Route: route.id }, latencyMs);
+          if (status >= 500) metrics.count('upstream5xx', { Route: route.id });
+        },
       }),
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));

@@ -59,6 +59,11 @@ export class Metrics {
     return this.series.get(seriesId(key, dims))?.value ?? 0;
   }
 
+  /** The timing samples gathered since the last flush (tests and the admin dashboard). */
+  samples<K extends MetricKey>(key: K, dims: Dims<K>): readonly number[] {
+    return this.series.get(seriesId(key, dims))?.samples ?? [];
+  }
+
   private entry(key: MetricKey, dims: Readonly<Record<string, string>>): Series {
     const id = seriesId(key, dims);
     let s = this.series.get(id);

@@ -65,3 +65,31 @@ describe('EMF metrics', () => {
     }
   });
 });
+
+describe('metrics from a running node', () => {
+  it('counts requests, upstream 5xx, upstream latency and logins per route and method', async () => {
+    const { createServer } = await import('node:http');
+    const { KanmonHarness } = await import('../../support/kanmon-harness.js');
+    const up = createServer((req, res) => {
+      res.writeHead(req.url === '/broken' ? 502 : 200);
+      res.end('x');
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    const h = await KanmonHarness.start({ routes: [{ id: 'app', upstream: `http://127.0.0.1:${(up.address() as { port: number }).port}` }] });
+    try {
+      const cookie = await h.sessionCookie(await h.app.services.users.addUser({ username: 'm' }));
+      await h.get('/ok', { cookie });
+      await h.get('/broken', { cookie });
+      await h.post('/.kanmon/api/login/verify', { response: {} });
+      const m = h.app.metrics;
+      expect(m.read('requests', { Route: 'app', StatusClass: '2xx' })).toBe(1);
+      expect(m.read('requests', { Route: 'app', StatusClass: '5xx' })).toBe(1);
+      expect(m.read('upstream5xx', { Route: 'app' })).toBe(1);
+      expect(m.read('loginFailure', { Method: 'passkey' })).toBeGreaterThanOrEqual(1);
+      expect(m.samples('upstreamLatency', { Route: 'app' })).toHaveLength(2);
+    } finally {
+      await h.close();
+      await new Promise((r) => up.close(r));
+    }
+  });
+});
