@@ -52,7 +52,35 @@ type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Recor
  * path, so it avoids the framework: one cookie read, a cached session, a pure decision,
  * and the forwarder streaming to a pooled upstream connection.
  */
+/** How long one set of identity headers is reused for a session object and route. */
+const IDENTITY_MEMO_MS = 5000;
+
 export class Gateway {
+
+  /**
+   * Identity headers per cached session object and route, reused for at most
+   * IDENTITY_MEMO_MS: a cached session object is replaced whenever the session is re-read or
+   * touched (so new groups show up then), and the bound keeps the JWT within its reuse window
+   * (it is re-minted a minute before it expires). Saves building headers and the token
+   * cache's identity comparison on every request.
+   */
+  readonly #identityMemo = new WeakMap<ActiveSession, Map<string, { headers: Record<string, string>; until: number }>>();
+
+  #identityFor(a: ActiveSession, routeId: string, authMethods: readonly string[], certified: boolean): Record<string, string> {
+    const now = Date.now();
+    const key = certified ? `${routeId}\u0000mtls` : routeId;
+    let perRoute = this.#identityMemo.get(a);
+    const hit = perRoute?.get(key);
+    if (hit && now < hit.until) return hit.headers;
+    const identity: TokenIdentity = { userId: a.user.id, username: a.user.username, groups: a.user.groups, authMethods };
+    const headers = identityHeaders(a, this.deps.identityToken(a.session.id, routeId, identity), authMethods);
+    if (!perRoute) {
+      perRoute = new Map();
+      this.#identityMemo.set(a, perRoute);
+    }
+    perRoute.set(key, { headers, until: now + IDENTITY_MEMO_MS });
+    return headers;
+  }
   /** Connections whose certificate of another user was already audited: once per connection is enough. */
   readonly #auditedMismatch = new WeakSet<object>();
   readonly #requiresAnyone: boolean;
@@ -146,8 +174,7 @@ export class Gateway {
       // 'mtls' joins the methods the backend sees only when this connection proved it for this user.
       const certified = peer?.check.valid && (peer.check.owner.kind === 'shared' || peer.check.owner.userId === a.user.id);
       const authMethods = certified ? [...a.session.authMethods, 'mtls'] : a.session.authMethods;
-      const identity: TokenIdentity = { userId: a.user.id, username: a.user.username, groups: a.user.groups, authMethods };
-      headers = identityHeaders(a, this.deps.identityToken(a.session.id, routeId, identity), authMethods);
+      headers = this.#identityFor(a, routeId, authMethods, !!certified);
     }
     return {
       kind: 'forward',
