@@ -210,7 +210,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       // The CA exists before the first handshake names it in a CertificateRequest.
       await services.ca.ensure();
       clientAuth = clientAuthOptions(config, await services.ca.trustedCaPems());
-      if (config.mtls.enforcement === 'reject-connection') connectionGuard = new ConnectionCertificateGuard(peerCertificates, logger);
+      if (config.mtls.enforcement === 'reject-connection') connectionGuard = new ConnectionCertificateGuard(peerCertificates, logger, (input) => services.audit.record(input));
     }
 
     let server!: Server;

@@ -15,6 +15,7 @@ import { certificateRequiredPage, messagePage, stepUpPage } from '../portal/page
 import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
 import { certificateIdentityHeaders, identityHeaders } from './identity-headers.js';
 import type { PeerCertificates } from './peer-certificate.js';
+import type { PresentedCertificateCheck } from '../ca/index.js';
 
 export interface GatewayRoute {
   readonly route: RouteConfig;
@@ -81,8 +82,8 @@ export class Gateway {
     perRoute.set(key, { headers, until: now + IDENTITY_MEMO_MS });
     return headers;
   }
-  /** Connections whose certificate of another user was already audited: once per connection is enough. */
-  readonly #auditedMismatch = new WeakSet<object>();
+  /** Connections whose refused certificate was already audited: once per connection is enough. */
+  readonly #auditedCertificate = new WeakSet<object>();
   readonly #requiresAnyone: boolean;
 
   constructor(private readonly deps: GatewayDeps) {
@@ -156,9 +157,7 @@ export class Gateway {
       device,
       { now: (this.deps.now ?? Date.now)(), groups: this.deps.groupPolicies ?? {}, ...(this.deps.mtlsRequiredFor ? { mtlsRequiredFor: this.deps.mtlsRequiredFor } : {}) },
     );
-    if (decision.kind === 'certificate-required' && decision.reason === 'certificate-other-user' && peer?.check.valid && active) {
-      this.#auditMismatch(req, entry!.route.id, active, peer.check.serial, peer.check.owner);
-    }
+    if (decision.kind === 'certificate-required' && peer) this.#auditRefusedCertificate(req, entry!.route.id, active, peer.check);
     if (decision.kind !== 'allow') return { kind: 'refuse', decision, ...(entry ? { routeId: entry.route.id } : {}) };
     const routeId = entry!.route.id;
     let headers: Record<string, string>;
@@ -183,18 +182,24 @@ export class Gateway {
     };
   }
 
-  #auditMismatch(req: IncomingMessage, routeId: string, active: ActiveSession, serial: string, owner: { kind: 'user'; userId: string } | { kind: 'shared'; label: string }): void {
+  /**
+   * Audits a presented certificate that did not count: another user's, or one of Kanmon's that
+   * is revoked, expired, unknown or names another owner than its record. Certificates of other
+   * CAs (browsers offer whatever they hold) and store outages are left to the log.
+   */
+  #auditRefusedCertificate(req: IncomingMessage, routeId: string, active: ActiveSession | undefined, check: PresentedCertificateCheck): void {
     const audit = this.deps.audit;
-    if (!audit || this.#auditedMismatch.has(req.socket)) return;
-    this.#auditedMismatch.add(req.socket);
+    const reason = check.valid ? 'certificate-other-user' : check.reason;
+    if (!audit || reason === 'unknown-issuer' || reason === 'malformed' || reason === 'unavailable' || this.#auditedCertificate.has(req.socket)) return;
+    this.#auditedCertificate.add(req.socket);
+    const owner = check.owner;
     void audit({
       type: 'cert.present',
       result: 'failure',
-      reason: 'certificate-other-user',
-      userId: active.user.id,
-      username: active.user.username,
+      reason,
+      ...(active ? { userId: active.user.id, username: active.user.username } : {}),
       context: { ip: this.deps.clientIp(req), userAgent: String(req.headers['user-agent'] ?? ''), requestId: nextRequestId() },
-      details: { route: routeId, serial, certificateOwner: owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}` },
+      details: { route: routeId, serial: check.serial, ...(owner ? { certificateOwner: owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}` } : {}) },
     });
   }
 

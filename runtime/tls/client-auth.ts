@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { clientAddressOf } from '../net/index.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { KanmonConfig } from '../config/schema.js';
 import type { PeerCertificates } from '../gateway/peer-certificate.js';
+import type { AuditInput } from '../services/audit-log.js';
 
 /** What the TLS listener adds to its options when it asks for client certificates. */
 export interface ClientAuthOptions {
@@ -51,9 +54,12 @@ export function clientAuthOptions(config: KanmonConfig, kanmonCaPems: readonly s
  * request on it is served before that check has passed.
  */
 export class ConnectionCertificateGuard {
+  /** Connections whose refusal was already audited (the handshake check and a request may both see it). */
+  readonly #audited = new WeakSet<object>();
   constructor(
     private readonly peers: PeerCertificates,
     private readonly logger: Logger,
+    private readonly audit?: (input: AuditInput) => Promise<void>,
   ) {}
 
   /** Checks each new TLS session at once, so a revoked certificate loses its connection without sending a request. */
@@ -83,6 +89,19 @@ export class ConnectionCertificateGuard {
       const { check } = await evidence;
       if (check.valid || check.reason === 'unknown-issuer') return true;
       this.logger.info({ reason: check.reason, serial: check.serial, remoteAddress: socket.remoteAddress }, 'connection refused: client certificate not valid');
+      if (this.audit && check.reason !== 'unavailable' && check.reason !== 'malformed' && !this.#audited.has(socket)) {
+        this.#audited.add(socket);
+        const owner = check.owner;
+        void this.audit({
+          type: 'cert.present',
+          result: 'failure',
+          reason: check.reason,
+          ...(owner?.kind === 'user' ? { userId: owner.userId } : {}),
+          // The address PROXY v2 carried, when the connection came through the load balancer (only the socket is read).
+          context: { ip: clientAddressOf({ socket } as unknown as IncomingMessage), userAgent: '' },
+          details: { enforcement: 'reject-connection', serial: check.serial, ...(owner ? { certificateOwner: owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}` } : {}) },
+        });
+      }
       return false;
     } catch (err) {
       this.logger.warn({ err }, 'connection refused: client certificate could not be checked');

@@ -190,6 +190,9 @@ describe('mTLS listener, policy enforcement', () => {
     const fresh = await client(aliceP12).get('/kiosk/board');
     expect(fresh.status).toBe(403);
     expect(fresh.text).toContain('data-reason="certificate-invalid"');
+    // Presenting it again is audited, with the certificate named.
+    const audited = await eventually(async () => (await h.app.store.audit.list({ limit: 50 })).some((e) => e.type === 'cert.present' && e.reason === 'revoked' && e.details?.serial === aliceSerial));
+    expect(audited).toBe(true);
   });
 });
 
@@ -261,6 +264,8 @@ describe('mTLS listener, reject-connection enforcement', () => {
   it('refuses the connection of a revoked certificate within the cache bound', async () => {
     await h.app.services.clientCertificates.revoke(serial);
     expect(await eventually(async () => (await handshake(p12)) === 'refused')).toBe(true);
+    const events = await h.app.store.audit.list({ limit: 50 });
+    expect(events.some((e) => e.type === 'cert.present' && e.reason === 'revoked' && e.details?.enforcement === 'reject-connection')).toBe(true);
     const withCurl = await curl(h, '/', ['--cert-type', 'P12', '--cert', `${scratch.file('k2.p12', p12.pfx)}:${p12.passphrase}`]).catch((e: Error) => ({ status: 0, body: e.message }));
     expect(withCurl.status).toBe(0);
   });
