@@ -1,5 +1,6 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import { gcmOpen, gcmSeal, IV_BYTES, TAG_BYTES } from './aes-gcm.js';
 import { SecretOpenError, type SecretBox } from './secret-box.js';
 
 /**
@@ -60,8 +61,6 @@ export class KmsSecretBoxError extends Error {
 
 const VERSION = 'v1k';
 const DATA_KEY_BYTES = 32; // AES_256
-const IV_BYTES = 12; // NIST SP 800-38D §8.2: 96-bit nonces need no extra GHASH step
-const TAG_BYTES = 16;
 /** KMS ciphertext blobs are at most 6144 bytes (Decrypt API reference, CiphertextBlob). */
 const MAX_ENCRYPTED_DATA_KEY_BYTES = 6144;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -124,10 +123,7 @@ class KmsSecretBox implements SecretBox {
     // A value just sealed is usually opened again soon (the node that made a signing key uses it).
     this.#remember(cacheKey(context, encryptedKeyText), Promise.resolve(key));
 
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(additionalData(context));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const { iv, body } = gcmSeal(key, plaintext, additionalData(context));
     return `${VERSION}.${encryptedKeyText}.${iv.toString('base64url')}.${body.toString('base64url')}`;
   }
 
@@ -151,15 +147,7 @@ class KmsSecretBox implements SecretBox {
     }
 
     const key = await this.#dataKey(context, keyText, encryptedKey);
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(additionalData(context));
-    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-    try {
-      const plaintext = Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]);
-      return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-    } catch (cause) {
-      throw new SecretOpenError(context, 'authentication-failed', { cause });
-    }
+    return gcmOpen(key, iv, body, additionalData(context), context);
   }
 
   /**

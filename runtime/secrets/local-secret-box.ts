@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { gcmOpen, gcmSeal, IV_BYTES, TAG_BYTES } from './aes-gcm.js';
 import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretKeyFileError, SecretOpenError, type SecretBox } from './secret-box.js';
@@ -7,8 +8,6 @@ import { SecretKeyFileError, SecretOpenError, type SecretBox } from './secret-bo
 export const LOCAL_SECRET_KEY_FILE = 'secret.key';
 
 const KEY_BYTES = 32; // AES-256
-const IV_BYTES = 12; // the GCM nonce size that needs no extra GHASH step (NIST SP 800-38D §8.2)
-const TAG_BYTES = 16;
 const VERSION = 'v1';
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -39,12 +38,7 @@ class LocalSecretBox implements SecretBox {
 
   async seal(plaintext: Uint8Array, context: string): Promise<string> {
     checkContext(context);
-    // A fresh random 96-bit nonce per message; with one key sealing a few values a year the
-    // collision bound of NIST SP 800-38D §8.3 (2^32 messages) is never approached.
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(additionalData(context));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const { iv, body } = gcmSeal(this.#key, plaintext, additionalData(context));
     return `${VERSION}.${iv.toString('base64url')}.${body.toString('base64url')}`;
   }
 
@@ -62,15 +56,7 @@ class LocalSecretBox implements SecretBox {
     const body = Buffer.from(bodyText, 'base64url');
     if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new SecretOpenError(context, 'malformed');
 
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(additionalData(context));
-    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-    try {
-      const plaintext = Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]);
-      return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-    } catch (cause) {
-      throw new SecretOpenError(context, 'authentication-failed', { cause });
-    }
+    return gcmOpen(this.#key, iv, body, additionalData(context), context);
   }
 }
 
