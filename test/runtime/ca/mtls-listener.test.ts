@@ -180,6 +180,22 @@ describe('mTLS listener, policy enforcement', () => {
     expect(none.body).toContain('data-reason="no-certificate"');
   });
 
+  it('a resumed TLS session keeps the certificate of its first handshake, which is checked again on the new connection', async () => {
+    const shared = await h.app.services.clientCertificates.issueShared('kiosk-resume');
+    const pfx = Buffer.from((await h.app.services.clientCertificates.download(shared.certificate.serial)).pkcs12);
+    const first = await rawGet(h, '/kiosk/board', { pfx, passphrase: shared.password });
+    expect(first.answer).toMatch(/^HTTP\/1.1 200/);
+    expect(first.session).toBeDefined();
+    // No certificate offered this time: the resumed session (RFC 8446 §2.2) carries the first one.
+    const resumed = await rawGet(h, '/kiosk/board', undefined, first.session);
+    expect(resumed.reused).toBe(true);
+    expect(resumed.answer).toMatch(/^HTTP\/1.1 200/);
+    expect(resumed.answer).toContain('"x-kanmon-user":"shared:kiosk-resume"');
+    await h.app.services.clientCertificates.revoke(shared.certificate.serial);
+    const refused = await eventually(async () => (await rawGet(h, '/kiosk/board', undefined, first.session)).answer.startsWith('HTTP/1.1 403'));
+    expect(refused).toBe(true);
+  });
+
   it('a revoked certificate is refused within the status cache bound, on a kept-alive connection too', async () => {
     const c = client(aliceP12);
     expect((await c.get('/kiosk/board')).status).toBe(200);
@@ -195,6 +211,23 @@ describe('mTLS listener, policy enforcement', () => {
     expect(audited).toBe(true);
   });
 });
+
+/** One request on a fresh TLS connection, optionally resuming `session`; the answer, the session ticket and whether it was reused. */
+function rawGet(h: KanmonHarness, path: string, identity: ClientIdentity, session?: Buffer): Promise<{ answer: string; session?: Buffer; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    let ticket: Buffer | undefined;
+    let reused = false;
+    const socket = connect({ host: '127.0.0.1', port: h.app.port, servername: 'localhost', ca: readFileSync(h.app.devCaCertPath!), ...(identity ?? {}), ...(session ? { session } : {}) }, () => {
+      reused = socket.isSessionReused();
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost:${h.app.port}\r\nAccept: text/html\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('session', (s: Buffer) => (ticket = s));
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ answer: data, reused, ...(ticket ? { session: ticket } : {}) }));
+  });
+}
 
 describe('mTLS listener, reject-connection enforcement', () => {
   let h: KanmonHarness;
