@@ -7,6 +7,7 @@ import type { AuditLog } from '../services/audit-log.js';
 import { CLI_CONTEXT, type RequestContext } from '../services/request-context.js';
 import { CertificateAuthorityExistsError } from '../store/errors.js';
 import type { CertificateAuthorityRecord, Store } from '../store/types.js';
+import { rootCaExtensions } from '../tls/root-ca-extensions.js';
 import { buildCrl } from './crl.js';
 import { certificateFingerprint, normalizeSerial, randomSerialHex } from './names.js';
 
@@ -262,7 +263,6 @@ export class CertificateAuthorityService {
   async #create(): Promise<{ record: CertificateAuthorityRecord; info: CaInfo }> {
     const now = this.#now();
     const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
     const notBefore = new Date(now - BACKDATE_MS);
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerialHex(),
@@ -271,15 +271,7 @@ export class CertificateAuthorityService {
       notAfter: new Date(notBefore.getTime() + CA_LIFETIME_MS),
       keys,
       signingAlgorithm: SIGNING_ALGORITHM,
-      extensions: [
-        // RFC 5280 §4.2.1.9: critical in CA certificates; pathLen 0 means it signs end entities only.
-        new x509.BasicConstraintsExtension(true, 0, true),
-        // RFC 5280 §4.2.1.3: the key signs certificates and CRLs, nothing else.
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        // RFC 5280 §4.2.1.2 (SKI MUST in CAs) and §4.2.1.1 (a self-signed root may name its own key).
-        ski,
-        new x509.AuthorityKeyIdentifierExtension(ski.keyId),
-      ],
+      extensions: await rootCaExtensions(keys.publicKey),
     });
     const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
     try {

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { hostname as machineHostname } from 'node:os';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
+import { rootCaExtensions } from './root-ca-extensions.js';
 
 // @peculiar/x509 needs a WebCrypto provider; node's is complete for ECDSA P-256.
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -167,7 +168,6 @@ function isUsableServerCert(server: CertAndKey, ca: CertAndKey, dnsNames: readon
 async function createCa(now: number): Promise<CertAndKey> {
   const keys = (await webcrypto.subtle.generateKey(EC_ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const notBefore = new Date(now - BACKDATE);
-  const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialNumber(),
     // The machine name tells apart the CAs of different developers in a shared trust store.
@@ -176,16 +176,7 @@ async function createCa(now: number): Promise<CertAndKey> {
     notAfter: new Date(notBefore.getTime() + CA_LIFETIME),
     keys,
     signingAlgorithm: SIGNING_ALGORITHM,
-    extensions: [
-      // RFC 5280 §4.2.1.9: critical in CA certificates; pathLen 0 means it signs leaves only.
-      new x509.BasicConstraintsExtension(true, 0, true),
-      // RFC 5280 §4.2.1.3: a CA key signs certificates and CRLs, nothing else.
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      // RFC 5280 §4.2.1.2 and §4.2.1.1: SKI MUST be present in CA certificates; AKI of a
-      // self-signed root names its own key, which keeps chain builders that expect it happy.
-      ski,
-      new x509.AuthorityKeyIdentifierExtension(ski.keyId),
-    ],
+    extensions: await rootCaExtensions(keys.publicKey),
   });
   return exportPair(cert, keys.privateKey);
 }
