@@ -53,6 +53,9 @@ type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Recor
  * path, so it avoids the framework: one cookie read, a cached session, a pure decision,
  * and the forwarder streaming to a pooled upstream connection.
  */
+const ROUTE_OF_RESPONSE = Symbol('kanmon.route');
+type ResponseWithRoute = ServerResponse & { [ROUTE_OF_RESPONSE]?: string };
+
 /** How long one set of identity headers is reused for a session object and route. */
 const IDENTITY_MEMO_MS = 5000;
 
@@ -85,19 +88,25 @@ export class Gateway {
   /** Connections whose refused certificate was already audited: once per connection is enough. */
   readonly #auditedCertificate = new WeakSet<object>();
   readonly #requiresAnyone: boolean;
+  /** The 'finish' listener every response shares; the emitter (`this`) carries its route. */
+  readonly #reportResponse: (this: ServerResponse) => void;
 
   constructor(private readonly deps: GatewayDeps) {
     const r = deps.mtlsRequiredFor;
     this.#requiresAnyone = !!r && (r.all || r.groups.length > 0 || r.users.length > 0);
+    const onResponse = deps.onResponse;
+    this.#reportResponse = function (this: ServerResponse) {
+      onResponse?.((this as ResponseWithRoute)[ROUTE_OF_RESPONSE] ?? 'none', this.statusCode);
+    };
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     this.authorize(req).then(
       (outcome) => {
-        const onResponse = this.deps.onResponse;
-        if (onResponse) {
-          const routeId = outcome.kind === 'forward' ? outcome.entry.route.id : (outcome.routeId ?? 'none');
-          res.once('finish', () => onResponse(routeId, res.statusCode));
+        if (this.deps.onResponse) {
+          // One shared listener reading the route from the response, not a closure per request.
+          (res as ResponseWithRoute)[ROUTE_OF_RESPONSE] = outcome.kind === 'forward' ? outcome.entry.route.id : (outcome.routeId ?? 'none');
+          res.on('finish', this.#reportResponse);
         }
         if (outcome.kind === 'forward') {
           outcome.entry.forwarder.forward(req, res, outcome.ctx);

@@ -40,6 +40,7 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 export class SessionService {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<ActiveSession | undefined>>();
+  private readonly digests = new Map<string, string>();
   /** lastSeenAt is written at most this often per session, so reads do not become writes. */
   private readonly touchEveryMs: number;
 
@@ -111,7 +112,7 @@ export class SessionService {
   /** The active session for a cookie value, or undefined when unknown, expired, revoked or its user is disabled. */
   async resolve(token: string | undefined): Promise<ActiveSession | undefined> {
     if (!token || !TOKEN_SHAPE.test(token)) return undefined;
-    const id = sessionIdFromToken(token);
+    const id = this.digestOf(token);
     const time = this.now();
     const cached = this.cache.get(id);
     let active: ActiveSession | undefined;
@@ -133,6 +134,23 @@ export class SessionService {
       // The caller gets the session as it was before this request (see ActiveSession).
     }
     return active;
+  }
+
+  /**
+   * The store key of a cookie value. Hashing it on every proxied request was a measurable
+   * share of the hot path, so digests of recently seen tokens are remembered (bounded like the
+   * session cache; the process sees these tokens on every request anyway).
+   */
+  private digestOf(token: string): string {
+    const known = this.digests.get(token);
+    if (known !== undefined) return known;
+    const id = sessionIdFromToken(token);
+    if (this.digests.size >= this.config.cacheMaxEntries) {
+      const oldest = this.digests.keys().next().value;
+      if (oldest !== undefined) this.digests.delete(oldest);
+    }
+    this.digests.set(token, id);
+    return id;
   }
 
   private isLive(session: Session, time: number): boolean {
