@@ -11,6 +11,8 @@ const NEEDED = [
   { program: 'java', paths: [], pkg: 'default-jre-headless', why: 'DynamoDB Local for the store conformance suite' },
   { program: 'openssl', paths: [], pkg: 'openssl', why: 'certificate checks' },
   { program: 'curl', paths: [], pkg: 'curl', why: 'TLS checks from a second client' },
+  { program: 'haproxy', paths: ['/usr/sbin/haproxy'], pkg: 'haproxy', why: 'PROXY protocol v2 tests behind a real load balancer' },
+  { program: 'unzip', paths: [], pkg: 'unzip', why: 'checking the bulk certificate zip files' },
   { program: 'fc-ipa-gothic', paths: ['/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf'], pkg: 'fonts-ipafont-gothic', why: 'Japanese text in page screenshots' },
 ];
 
