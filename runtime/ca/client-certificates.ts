@@ -1,4 +1,5 @@
 import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { setBounded } from '../cache/bounded-map.js';
 import type { ClientCertificatesConfig } from '../config/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { AuditLog } from '../services/audit-log.js';
@@ -534,12 +535,7 @@ export class ClientCertificateService {
     if (cached && now - cached.fetchedAt < ttl && now >= cached.fetchedAt) return cached;
     const certificate = await this.#deps.store.clientCertificates.get(serial);
     if (ttl > 0) {
-      this.#statusCache.delete(serial);
-      if (this.#statusCache.size >= STATUS_CACHE_MAX_ENTRIES) {
-        const oldest = this.#statusCache.keys().next().value;
-        if (oldest !== undefined) this.#statusCache.delete(oldest);
-      }
-      this.#statusCache.set(serial, { certificate, fetchedAt: now });
+      setBounded(this.#statusCache, serial, { certificate, fetchedAt: now }, STATUS_CACHE_MAX_ENTRIES);
     }
     return { certificate, fetchedAt: now };
   }

@@ -1,4 +1,5 @@
 import { sign, type KeyObject } from 'node:crypto';
+import { setBounded } from '../cache/bounded-map.js';
 
 /** Longest lifetime of an identity token: a leaked header is useless after five minutes. */
 export const MAX_IDENTITY_TOKEN_TTL_SECONDS = 300;
@@ -157,13 +158,7 @@ export class IdentityTokenCache {
 
     const minted = mintIdentityToken({ key, issuer: this.#issuer, audience: routeId, identity, now, ttlSeconds: this.#ttl });
     this.#mints++;
-    this.#entries.delete(cacheKey);
-    while (this.#entries.size >= this.#maxEntries) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done) break;
-      this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(cacheKey, { token: minted.token, kid: minted.kid, expiresAt: minted.expiresAt, identity: fingerprint });
+    setBounded(this.#entries, cacheKey, { token: minted.token, kid: minted.kid, expiresAt: minted.expiresAt, identity: fingerprint }, this.#maxEntries);
     return minted.token;
   }
 

@@ -1,5 +1,6 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import { setBounded } from '../cache/bounded-map.js';
 import { gcmOpen, gcmSeal, IV_BYTES, TAG_BYTES } from './aes-gcm.js';
 import { SecretOpenError, type SecretBox } from './secret-box.js';
 
@@ -204,12 +205,7 @@ class KmsSecretBox implements SecretBox {
 
   #remember(id: string, key: Promise<KeyObject>): void {
     if (this.cacheSize === 0) return;
-    this.#cache.delete(id);
-    this.#cache.set(id, { key, expiresAt: Date.now() + this.cacheTtlMs });
-    while (this.#cache.size > this.cacheSize) {
-      const oldest = this.#cache.keys().next().value as string;
-      this.#cache.delete(oldest);
-    }
+    setBounded(this.#cache, id, { key, expiresAt: Date.now() + this.cacheTtlMs }, this.cacheSize);
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
+import { setBounded } from '../cache/bounded-map.js';
 import type { Session, SessionPasskey, Store, User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
@@ -145,11 +146,7 @@ export class SessionService {
     const known = this.digests.get(token);
     if (known !== undefined) return known;
     const id = sessionIdFromToken(token);
-    if (this.digests.size >= this.config.cacheMaxEntries) {
-      const oldest = this.digests.keys().next().value;
-      if (oldest !== undefined) this.digests.delete(oldest);
-    }
-    this.digests.set(token, id);
+    setBounded(this.digests, token, id, this.config.cacheMaxEntries);
     return id;
   }
 
@@ -177,13 +174,7 @@ export class SessionService {
   }
 
   private remember(id: string, value: ActiveSession, fetchedAt = this.now()): void {
-    this.cache.delete(id);
-    if (this.cache.size >= this.config.cacheMaxEntries) {
-      // Map iteration order is insertion order: the first key is the least recently stored.
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
-    this.cache.set(id, { value, fetchedAt });
+    setBounded(this.cache, id, { value, fetchedAt }, this.config.cacheMaxEntries);
   }
 
   /** Ends the session behind a cookie value (sign-out). */
