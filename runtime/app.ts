@@ -291,6 +291,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         host: config.server.host,
         store,
         version: KANMON_VERSION,
+        proxyProtocol: config.server.proxyProtocol,
         readiness: { draining: () => draining, certificateLoaded: () => !!tlsFiles || config.tls.source === 'offloaded', routeCount: () => entries.length },
       });
     }

@@ -12,7 +12,7 @@
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createAddressMatcher, unmapIpv4 } from './cidr.js';
-import { parseProxyV2, PROXY_V2_MAX_HEADER_BYTES, type ProxyAddress } from './proxy-protocol.js';
+import { parseProxyV2, PROXY_V2_MAX_HEADER_BYTES, PROXY_V2_SIGNATURE, type ProxyAddress } from './proxy-protocol.js';
 
 export type ProxyRefusalReason =
   /** The peer is not in `allowedNetworks`. */
@@ -35,6 +35,12 @@ export interface ProxyListenerOptions {
   readonly headerTimeoutMs?: number;
   /** @default PROXY_V2_MAX_HEADER_BYTES (1024) */
   readonly maxHeaderBytes?: number;
+  /**
+   * Accept connections without a header too, handed over unchanged: for the health port, which
+   * the load balancer reaches with a header and a local health check without one. A header is
+   * still believed only from allowedNetworks; from anywhere else it is refused. @default false
+   */
+  readonly headerOptional?: boolean;
   /** Called once per refused connection, before it is destroyed. Must not throw. */
   readonly onRefused?: (reason: ProxyRefusalReason, remoteAddress: string, detail?: string) => void;
 }
@@ -81,14 +87,15 @@ export async function listenWithProxyProtocol(target: Server, opts: ProxyListene
     // The raw socket keeps a listener for its whole life: an error that arrives after the
     // handoff but before the target has attached its own must not become an uncaught exception.
     socket.on('error', ignore);
-    if (!allowed(socket.remoteAddress)) {
+    const fromLoadBalancer = allowed(socket.remoteAddress);
+    if (!fromLoadBalancer && !opts.headerOptional) {
       refuse(socket, 'peer-not-allowed');
       return;
     }
-    readHeader(socket);
+    readHeader(socket, fromLoadBalancer);
   });
 
-  const readHeader = (socket: Socket) => {
+  const readHeader = (socket: Socket, fromLoadBalancer: boolean) => {
     let received: Buffer = Buffer.alloc(0);
     let done = false;
 
@@ -124,7 +131,17 @@ export async function listenWithProxyProtocol(target: Server, opts: ProxyListene
         if (result.kind === 'incomplete') continue;
         finish();
         if (result.kind === 'invalid') {
-          refuse(socket, 'invalid-header', result.reason);
+          if (opts.headerOptional && !startsLikeProxyV2(received)) {
+            // No header at all: the connection's own first bytes go to the target untouched.
+            socket.unshift(received);
+            target.emit('connection', socket);
+          } else {
+            refuse(socket, 'invalid-header', result.reason);
+          }
+          return;
+        }
+        if (!fromLoadBalancer) {
+          refuse(socket, 'peer-not-allowed', 'PROXY header from outside the allowed networks');
           return;
         }
         // §2.2: LOCAL, and PROXY for AF_UNSPEC, carry no client; the real peer address stands.
@@ -160,6 +177,11 @@ export async function listenWithProxyProtocol(target: Server, opts: ProxyListene
     });
   });
   return listener;
+}
+
+function startsLikeProxyV2(received: Buffer): boolean {
+  const n = Math.min(received.length, PROXY_V2_SIGNATURE.length);
+  return received.subarray(0, n).equals(PROXY_V2_SIGNATURE.subarray(0, n));
 }
 
 /**

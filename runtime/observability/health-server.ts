@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type Socket } from 'node:net';
-import { parseProxyV2, PROXY_V2_SIGNATURE } from '../net/proxy-protocol.js';
+import type { Server as NetServer } from 'node:net';
+import type { ProxyProtocolConfig } from '../config/schema.js';
+import { listenWithProxyProtocol } from '../net/proxy-listener.js';
 import type { Store } from '../store/types.js';
 
 export interface Readiness {
@@ -24,6 +25,8 @@ export async function startHealthServer(opts: {
   readonly readiness: Readiness;
   readonly version: string;
   readonly storeTimeoutMs?: number;
+  /** With PROXY protocol on, the NLB's health checks carry a header too (see below). */
+  readonly proxyProtocol?: ProxyProtocolConfig;
 }): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const timeoutMs = opts.storeTimeoutMs ?? 2000;
   const server = createServer(async (req, res) => {
@@ -54,50 +57,31 @@ export async function startHealthServer(opts: {
   });
   server.keepAliveTimeout = 5000;
   // When the target group has PROXY protocol v2 on, the NLB's health checks carry a PROXY
-  // header too (with no client address); the container's own health check does not. So a
-  // header is optional here and only stripped: nothing on this port depends on the address.
-  const front = createNetServer((socket) => stripOptionalProxyHeader(socket, () => server.emit('connection', socket)));
-  await new Promise<void>((resolve, reject) => {
-    front.once('error', reject);
-    front.listen(opts.port, opts.host, () => resolve());
-  });
-  const port = (front.address() as { port: number }).port;
+  // header too (with no client address); the container's own health check does not. So the
+  // header is optional here; nothing on this port depends on the address it carries.
+  let front: NetServer | undefined;
+  if (opts.proxyProtocol?.enabled) {
+    front = await listenWithProxyProtocol(server, {
+      port: opts.port,
+      host: opts.host,
+      allowedNetworks: opts.proxyProtocol.allowedNetworks,
+      headerOptional: true,
+    });
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => resolve());
+    });
+  }
+  const port = ((front ?? server).address() as { port: number }).port;
   return {
     server,
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        front.close(() => resolve());
+        if (front) front.close(() => resolve());
+        else server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
-}
-
-/** Reads just enough to tell whether a PROXY v2 header starts the stream, removes it, and hands the rest on. */
-function stripOptionalProxyHeader(socket: Socket, handOver: () => void): void {
-  let buffered = Buffer.alloc(0);
-  const timer = setTimeout(() => socket.destroy(), 5000);
-  const finish = (rest: Buffer) => {
-    clearTimeout(timer);
-    socket.off('data', onData);
-    socket.pause();
-    if (rest.length > 0) socket.unshift(rest);
-    handOver();
-    socket.resume();
-  };
-  const onData = (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk]);
-    const prefix = buffered.subarray(0, Math.min(buffered.length, PROXY_V2_SIGNATURE.length));
-    if (!PROXY_V2_SIGNATURE.subarray(0, prefix.length).equals(prefix)) return finish(buffered);
-    const parsed = parseProxyV2(buffered);
-    if (parsed.kind === 'incomplete') return;
-    if (parsed.kind === 'invalid') {
-      clearTimeout(timer);
-      socket.destroy();
-      return;
-    }
-    finish(buffered.subarray(parsed.headerLength));
-  };
-  socket.on('data', onData);
-  socket.on('error', () => socket.destroy());
 }

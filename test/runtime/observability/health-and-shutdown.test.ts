@@ -32,7 +32,8 @@ describe('health listener', () => {
   it('accepts the PROXY v2 header the load balancer puts on health checks, and plain requests alike', async () => {
     const { buildProxyV2Header } = await import('../../../runtime/net/index.js');
     const { connect } = await import('node:net');
-    const g = await KanmonHarness.start({ server: { healthPort: await freePort() } });
+    // PROXY protocol on, with the test's own address as the load balancer's network.
+    const g = await KanmonHarness.start({ server: { healthPort: await freePort(), proxyProtocol: { enabled: true, allowedNetworks: ['127.0.0.0/8'] } } });
     harnesses.push(g);
     const ask = (prefix: Buffer) =>
       new Promise<string>((resolve, reject) => {
@@ -47,6 +48,26 @@ describe('health listener', () => {
     expect(await ask(buildProxyV2Header({ command: 'LOCAL' }))).toMatch(/^HTTP\/1\.1 200/);
     expect(await ask(buildProxyV2Header({ source: { address: '10.0.1.9', port: 1 }, destination: { address: '10.0.2.3', port: 8081 } }))).toMatch(/^HTTP\/1\.1 200/);
     expect(await ask(Buffer.alloc(0))).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it('does not believe a PROXY header on the health port from outside the load balancer networks', async () => {
+    const { buildProxyV2Header } = await import('../../../runtime/net/index.js');
+    const { connect } = await import('node:net');
+    const g = await KanmonHarness.start({ server: { healthPort: await freePort(), proxyProtocol: { enabled: true, allowedNetworks: ['10.0.0.0/8'] } } });
+    harnesses.push(g);
+    const ask = (prefix: Buffer) =>
+      new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: g.app.healthPort! }, () => {
+          s.write(Buffer.concat([prefix, Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]));
+        });
+        let text = '';
+        s.on('data', (d) => (text += d.toString()));
+        s.on('close', () => resolve(text));
+        s.on('error', () => resolve(text));
+      });
+    // A local health check without a header is answered; a header from 127.0.0.1 is refused.
+    expect(await ask(Buffer.alloc(0))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask(buildProxyV2Header({ command: 'LOCAL' }))).toBe('');
   });
 
   it('is not ready when the store is unreachable', async () => {
