@@ -218,6 +218,16 @@ export interface MtlsConfig {
   };
 }
 
+/** Whether a route names 'mtls' in any of its factor alternatives. */
+export function routeUsesMtls(route: RouteConfig): boolean {
+  return route.policy.factors.some((alternative) => alternative.includes('mtls'));
+}
+
+/** Whether `mtls.requiredFor` names anyone at all. */
+export function mtlsRequiredForAnyone(requiredFor: MtlsConfig['requiredFor']): boolean {
+  return requiredFor.all || requiredFor.groups.length > 0 || requiredFor.users.length > 0;
+}
+
 export interface GroupPolicyConfig {
   /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
   readonly deviceBoundPasskeys: boolean;
@@ -574,7 +584,7 @@ export function validateConfig(input: unknown): ValidationResult {
   });
   if (tls.source === 'offloaded') {
     for (const r of routes) {
-      if (r.policy.factors.some((alt) => alt.includes('mtls'))) {
+      if (routeUsesMtls(r)) {
         errors.push(`routes: route ${show(r.id)} needs the 'mtls' factor, which is impossible when tls.source is "offloaded" (TLS ends before Kanmon); use "acme", "imported" or "file"`);
       }
     }

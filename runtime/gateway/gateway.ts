@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { GroupPolicyConfig, MtlsConfig, RouteConfig } from '../config/schema.js';
+import { mtlsRequiredForAnyone, routeUsesMtls, type GroupPolicyConfig, type MtlsConfig, type RouteConfig } from '../config/schema.js';
 import { readCookie } from '../http/cookies.js';
 import { nextRequestId } from '../http/request-id.js';
 import { decideAccess, type Decision, type PolicyDevice } from '../policy/decide.js';
@@ -93,7 +93,7 @@ export class Gateway {
 
   constructor(private readonly deps: GatewayDeps) {
     const r = deps.mtlsRequiredFor;
-    this.#requiresAnyone = !!r && (r.all || r.groups.length > 0 || r.users.length > 0);
+    this.#requiresAnyone = !!r && mtlsRequiredForAnyone(r);
     const onResponse = deps.onResponse;
     this.#reportResponse = function (this: ServerResponse) {
       onResponse?.((this as ResponseWithRoute)[ROUTE_OF_RESPONSE] ?? 'none', this.statusCode);
@@ -145,7 +145,7 @@ export class Gateway {
     const token = readCookie(req.headers.cookie, SESSION_COOKIE);
     const active = entry && token ? await this.deps.sessions.resolve(token) : undefined;
     // Routes without 'mtls' (and no requiredFor) skip the certificate entirely: the hot path stays as it was.
-    const peer = entry && this.deps.peerCertificates && (this.#requiresAnyone || usesMtls(entry.route)) ? await this.deps.peerCertificates.evidenceOf(req.socket) : undefined;
+    const peer = entry && this.deps.peerCertificates && (this.#requiresAnyone || routeUsesMtls(entry.route)) ? await this.deps.peerCertificates.evidenceOf(req.socket) : undefined;
     const device: PolicyDevice = peer
       ? {
           clientCertificate: { valid: peer.check.valid, ...(peer.check.valid ? { owner: peer.check.owner } : {}) },
@@ -219,9 +219,7 @@ export class Gateway {
       res.end();
       return;
     }
-    // The page's own language switch adds ?lang= to the URL it was refused at.
-    const lang = pickLang(langQuery(req.url), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
-    const base = { lang, t: translator(lang), currentUrl: req.url ?? '/', requestId: nextRequestId() };
+    const base = pageBase(req);
     let status: number;
     let body: string;
     if (decision.kind === 'login') {
@@ -237,24 +235,32 @@ export class Gateway {
       status = decision.reason === 'no-route' ? 404 : 403;
       body = messagePage({ ...base, titleKey: 'denied.title', bodyKey: `denied.${decision.reason}` });
     }
-    drain(req);
-    res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    sendPage(req, res, status, body);
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     // The store could not be read: fail closed, never forward without a verified session.
     this.deps.logger.error({ err, url: req.url?.split('?')[0] }, 'gateway could not authorize a request');
-    drain(req);
     if (res.headersSent) {
+      drain(req);
       res.destroy();
       return;
     }
-    const lang = pickLang(undefined, readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
-    const body = messagePage({ lang, t: translator(lang), currentUrl: req.url ?? '/', requestId: nextRequestId(), titleKey: 'error.title', bodyKey: 'error.unavailable' });
-    res.writeHead(503, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'retry-after': '5' });
-    res.end(body);
+    sendPage(req, res, 503, messagePage({ ...pageBase(req), titleKey: 'error.title', bodyKey: 'error.unavailable' }), { 'retry-after': '5' });
   }
+}
+
+/** What every page Kanmon answers in place of the backend needs: the language (the page's own switch adds ?lang=) and a request id. */
+function pageBase(req: IncomingMessage) {
+  const lang = pickLang(langQuery(req.url), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+  return { lang, t: translator(lang), currentUrl: req.url ?? '/', requestId: nextRequestId() };
+}
+
+/** Writes one of Kanmon's own pages with the portal's security headers, discarding the request body. */
+function sendPage(req: IncomingMessage, res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+  drain(req);
+  res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** The `lang` query parameter of a refused URL, if any (read only for Kanmon's own refusal pages). */
@@ -262,17 +268,6 @@ function langQuery(url: string | undefined): string | undefined {
   const q = url?.indexOf('?') ?? -1;
   if (q < 0) return undefined;
   return new URLSearchParams(url!.slice(q + 1)).get('lang') ?? undefined;
-}
-
-/** Config is frozen, so whether a route uses 'mtls' is worked out once per route, not per request. */
-const USES_MTLS = new WeakMap<RouteConfig, boolean>();
-function usesMtls(route: RouteConfig): boolean {
-  let uses = USES_MTLS.get(route);
-  if (uses === undefined) {
-    uses = route.policy.factors.some((alternative) => alternative.includes('mtls'));
-    USES_MTLS.set(route, uses);
-  }
-  return uses;
 }
 
 /** A top-level page load gets the login redirect; fetches and API calls get a 401 they can act on. */

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { clientAddressOf } from '../net/index.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { KanmonConfig } from '../config/schema.js';
+import { mtlsRequiredForAnyone, routeUsesMtls, type KanmonConfig } from '../config/schema.js';
 import type { PeerCertificates } from '../gateway/peer-certificate.js';
 import type { AuditInput } from '../services/audit-log.js';
 
@@ -20,13 +20,7 @@ export interface ClientAuthOptions {
 /** Whether the listener must ask for client certificates: some route uses 'mtls', someone must always present one, or enforcement is per connection. */
 export function clientCertificatesWanted(config: KanmonConfig): boolean {
   const { requiredFor, enforcement } = config.mtls;
-  return (
-    enforcement === 'reject-connection' ||
-    requiredFor.all ||
-    requiredFor.groups.length > 0 ||
-    requiredFor.users.length > 0 ||
-    config.routes.some((route) => route.policy.factors.some((alternative) => alternative.includes('mtls')))
-  );
+  return enforcement === 'reject-connection' || mtlsRequiredForAnyone(requiredFor) || config.routes.some(routeUsesMtls);
 }
 
 /**
