@@ -1,5 +1,5 @@
 import { randomInt, randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import type { Store, User } from '../store/types.js';
+import type { RecoveryCodeSet, Store, User } from '../store/types.js';
 import { randomId } from '../store/ids.js';
 import type { AuditLog } from './audit-log.js';
 import { CLI_CONTEXT, type RequestContext } from './request-context.js';
@@ -117,7 +117,7 @@ export class RecoveryCodeService {
   async status(user: User): Promise<RecoveryCodeStatus | undefined> {
     const set = await this.deps.store.recoveryCodes.get(user.id);
     if (!set) return undefined;
-    return { total: set.codes.length, unused: set.codes.filter((c) => c.usedAt === undefined).length, createdAt: set.createdAt };
+    return { total: set.codes.length, unused: unusedCount(set), createdAt: set.createdAt };
   }
 
   /** A new set; returns the codes in clear, which exist nowhere else and are never shown again. */
@@ -139,7 +139,7 @@ export class RecoveryCodeService {
       method: 'recovery',
       context: opts.context ?? CLI_CONTEXT,
       ...(opts.actor ? { actor: opts.actor } : {}),
-      details: { count: codes.length, replacedUnused: previous ? previous.codes.filter((c) => c.usedAt === undefined).length : 0 },
+      details: { count: codes.length, replacedUnused: unusedCount(previous) },
     });
     return codes;
   }
@@ -183,7 +183,7 @@ export class RecoveryCodeService {
       method: 'recovery',
       context: opts.context ?? CLI_CONTEXT,
       ...(opts.actor ? { actor: opts.actor } : {}),
-      details: { removedUnused: existing ? existing.codes.filter((c) => c.usedAt === undefined).length : 0 },
+      details: { removedUnused: unusedCount(existing) },
     });
     return existing !== undefined;
   }
@@ -193,3 +193,8 @@ export class RecoveryCodeService {
 const DUMMY_CODE = 'aaaaaaaaaa';
 /** Never a real user id (those are random base64url), so the dummy read finds nothing. */
 const DUMMY_USER_ID = '~no-such-user~';
+
+/** How many codes of a set are still unused (0 for no set). */
+function unusedCount(set: RecoveryCodeSet | undefined): number {
+  return set ? set.codes.filter((c) => c.usedAt === undefined).length : 0;
+}
