@@ -281,30 +281,11 @@ export class ClientCertificateService {
     const reason = options.reason ?? 'unspecified';
     if (!REVOCATION_REASONS.includes(reason)) throw new ServiceError('invalid-input', `reason must be one of ${REVOCATION_REASONS.join(', ')}, got ${JSON.stringify(reason)}`);
     const clean = safeSerial(serial);
-    let result;
-    try {
-      result = await this.#deps.store.clientCertificates.revoke(clean, this.#now(), reason);
-    } catch (err) {
-      if (err instanceof NotFoundError) throw new ServiceError('not-found', `no certificate with serial ${clean}`, { cause: err });
-      throw err;
-    }
-    await this.#afterStatusChange(result.certificate);
-    if (result.changed) {
-      await this.#deps.audit.record({
-        type: 'cert.revoke',
-        result: 'success',
-        ...this.#who(result.certificate, options),
-        details: {
-          serial: clean,
-          owner: ownerKey(result.certificate.owner),
-          deviceLabel: result.certificate.deviceLabel,
-          reason,
-          before: { status: 'active' },
-          after: { status: 'revoked', revokedAt: result.certificate.revokedAt },
-        },
-      });
-    }
-    return result;
+    return this.#changeStatus(clean, 'cert.revoke', options, () => this.#deps.store.clientCertificates.revoke(clean, this.#now(), reason), (c) => ({
+      reason,
+      before: { status: 'active' },
+      after: { status: 'revoked', revokedAt: c.revokedAt },
+    }));
   }
 
   /** Deletes one certificate (revoking it first when active); deleting again changes nothing. */
@@ -312,26 +293,38 @@ export class ClientCertificateService {
     const clean = safeSerial(serial);
     const before = await this.#deps.store.clientCertificates.get(clean);
     if (!before) throw new ServiceError('not-found', `no certificate with serial ${clean}`);
+    return this.#changeStatus(clean, 'cert.delete', options, () => this.#deps.store.clientCertificates.markDeleted(clean, this.#now()), (c) => ({
+      before: { status: before.status, ...(before.revokedAt === undefined ? {} : { revokedAt: before.revokedAt }) },
+      after: { status: 'deleted', revokedAt: c.revokedAt, revocationReason: c.revocationReason },
+    }));
+  }
+
+  /**
+   * A status change in the store (revoke, delete): a vanished certificate becomes 'not-found',
+   * caches and the CRL follow the change, and only a real change is audited, so repeating an
+   * operation is harmless and leaves no noise.
+   */
+  async #changeStatus(
+    serial: string,
+    type: 'cert.revoke' | 'cert.delete',
+    options: ActionOptions,
+    change: () => Promise<{ certificate: ClientCertificate; changed: boolean }>,
+    beforeAfter: (certificate: ClientCertificate) => Record<string, unknown>,
+  ): Promise<{ certificate: ClientCertificate; changed: boolean }> {
     let result;
     try {
-      result = await this.#deps.store.clientCertificates.markDeleted(clean, this.#now());
+      result = await change();
     } catch (err) {
-      if (err instanceof NotFoundError) throw new ServiceError('not-found', `no certificate with serial ${clean}`, { cause: err });
+      if (err instanceof NotFoundError) throw new ServiceError('not-found', `no certificate with serial ${serial}`, { cause: err });
       throw err;
     }
     await this.#afterStatusChange(result.certificate);
     if (result.changed) {
       await this.#deps.audit.record({
-        type: 'cert.delete',
+        type,
         result: 'success',
         ...this.#who(result.certificate, options),
-        details: {
-          serial: clean,
-          owner: ownerKey(result.certificate.owner),
-          deviceLabel: result.certificate.deviceLabel,
-          before: { status: before.status, ...(before.revokedAt === undefined ? {} : { revokedAt: before.revokedAt }) },
-          after: { status: 'deleted', revokedAt: result.certificate.revokedAt, revocationReason: result.certificate.revocationReason },
-        },
+        details: { serial, owner: ownerKey(result.certificate.owner), deviceLabel: result.certificate.deviceLabel, ...beforeAfter(result.certificate) },
       });
     }
     return result;
