@@ -6,13 +6,14 @@
  * frozen, fully defaulted config or every error found, each phrased as
  * "section: option 'x' must be …, got …".
  */
-import { parseCidr } from '../net/cidr.js';
+import { GROUP_OR_USER, HOST_NAME, asSection, bool, deepFreeze, dnString, int, isHttpUrl, isOrigin, joinPath, oneOf, optStr, origin, rejectUnknown, safeHostname, show, str, strList, isCidr } from './readers.js';
+import { routeUsesMtls, validateRoutes, type RouteConfig } from './routes.js';
+
+export * from './routes.js';
 
 export type UserVerification = 'required' | 'preferred';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-/** A factor a route may demand. `mtls` is a valid client certificate from Kanmon's CA, seen in this connection's TLS handshake. */
-export type Factor = 'passkey' | 'otp' | 'recovery' | 'mtls';
-export const FACTORS: readonly Factor[] = ['passkey', 'otp', 'recovery', 'mtls'];
+
 
 export interface ServerConfig {
   /** TLS listener port; 0 picks a free port at start (tests). @default 8443 */
@@ -218,11 +219,6 @@ export interface MtlsConfig {
   };
 }
 
-/** Whether a route names 'mtls' in any of its factor alternatives. */
-export function routeUsesMtls(route: RouteConfig): boolean {
-  return route.policy.factors.some((alternative) => alternative.includes('mtls'));
-}
-
 /** Whether `mtls.requiredFor` names anyone at all. */
 export function mtlsRequiredForAnyone(requiredFor: MtlsConfig['requiredFor']): boolean {
   return requiredFor.all || requiredFor.groups.length > 0 || requiredFor.users.length > 0;
@@ -231,42 +227,6 @@ export function mtlsRequiredForAnyone(requiredFor: MtlsConfig['requiredFor']): b
 export interface GroupPolicyConfig {
   /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
   readonly deviceBoundPasskeys: boolean;
-}
-
-export interface RoutePolicyConfig {
-  /** Alternatives of factor combinations, e.g. [["passkey"], ["otp","mtls"]]. @default [["passkey"]] */
-  readonly factors: readonly (readonly Factor[])[];
-  /** Usernames allowed; empty with empty groups means every signed-in user. @default [] */
-  readonly allowUsers: readonly string[];
-  /** Groups allowed. @default [] */
-  readonly allowGroups: readonly string[];
-  /** Passkeys must be device-bound (backup-eligible flag 0): a security key, not a synced passkey. @default false */
-  readonly deviceBound: boolean;
-  /**
-   * Only these authenticator models (AAGUIDs), proven by a verified attestation; registration
-   * for this route requests `direct` attestation. @default [] (any model)
-   */
-  readonly aaguidAllowlist: readonly string[];
-  /** Tightens session.idleTimeoutSeconds for this route. @default the global value */
-  readonly idleTimeoutSeconds?: number;
-  /** Tightens session.absoluteTimeoutSeconds for this route (since sign-in). @default the global value */
-  readonly absoluteTimeoutSeconds?: number;
-}
-
-export interface RouteConfig {
-  /** Stable identifier; the JWT audience. */
-  readonly id: string;
-  readonly match: {
-    /** Exact host name; absent matches every host. */
-    readonly host?: string;
-    /** Path prefix. @default "/" */
-    readonly pathPrefix: string;
-  };
-  /** `http(s)://host:port` or the literal `demo` for the bundled demo groupware. */
-  readonly upstream: string;
-  readonly policy: RoutePolicyConfig;
-  /** Send the client's Host header upstream instead of the upstream's own. @default false */
-  readonly preserveHost: boolean;
 }
 
 export interface KanmonConfig {
@@ -323,9 +283,6 @@ export function parseConfig(input: unknown): KanmonConfig {
   return result.config;
 }
 
-const ROUTE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
-const HOST_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
-const GROUP_OR_USER = /^[^\s,]{1,128}$/;
 
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
@@ -639,261 +596,3 @@ export function validateConfig(input: unknown): ValidationResult {
   return { ok: true, config: deepFreeze(config) };
 }
 
-function validateRoutes(value: unknown, errors: string[]): RouteConfig[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    errors.push(`routes: must be a list of routes, got ${show(value)}`);
-    return [];
-  }
-  const seen = new Set<string>();
-  const seenMatch = new Set<string>();
-  return value.map((raw, i): RouteConfig => {
-    const where = `routes[${i}]`;
-    const r = asSection(raw, where, errors);
-    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost'], where, errors);
-    const id = str(r, 'id', where, errors, undefined, { nonEmpty: true, required: true });
-    if (id && !ROUTE_ID.test(id)) errors.push(`${where}: option 'id' must be 1-63 letters, digits, '-' or '_', got ${show(id)}`);
-    if (id && seen.has(id)) errors.push(`${where}: option 'id' must be unique, got ${show(id)} twice`);
-    seen.add(id);
-
-    const m = asSection(r.match, `${where}.match`, errors);
-    rejectUnknown(m, ['host', 'pathPrefix'], `${where}.match`, errors);
-    const host = optStr(m, 'host', `${where}.match`, errors)?.toLowerCase();
-    if (host !== undefined && !HOST_NAME.test(host)) errors.push(`${where}.match: option 'host' must be a host name, got ${show(host)}`);
-    const pathPrefix = str(m, 'pathPrefix', `${where}.match`, errors, '/', { nonEmpty: true });
-    if (!pathPrefix.startsWith('/')) errors.push(`${where}.match: option 'pathPrefix' must start with '/', got ${show(pathPrefix)}`);
-    if (pathPrefix.startsWith('/.kanmon')) errors.push(`${where}.match: option 'pathPrefix' must not be under the reserved /.kanmon/ prefix, got ${show(pathPrefix)}`);
-    const matchKey = `${host ?? '*'} ${pathPrefix}`;
-    if (seenMatch.has(matchKey)) errors.push(`${where}.match: another route already matches host ${show(host ?? '*')} and pathPrefix ${show(pathPrefix)}`);
-    seenMatch.add(matchKey);
-
-    const upstream = str(r, 'upstream', where, errors, undefined, { nonEmpty: true, required: true });
-    if (upstream && upstream !== 'demo') {
-      const problem = upstreamProblem(upstream);
-      if (problem) errors.push(`${where}: option 'upstream' must be ${problem}, got ${show(upstream)}`);
-    }
-
-    const p = asSection(r.policy, `${where}.policy`, errors);
-    rejectUnknown(p, ['factors', 'allowUsers', 'allowGroups', 'deviceBound', 'aaguidAllowlist', 'idleTimeoutSeconds', 'absoluteTimeoutSeconds'], `${where}.policy`, errors);
-    const aaguidAllowlist = strList(p, 'aaguidAllowlist', `${where}.policy`, errors, []).map((a) => a.toLowerCase());
-    aaguidAllowlist.forEach((a, j) => {
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(a)) {
-        errors.push(`${where}.policy: option 'aaguidAllowlist[${j}]' must be an AAGUID like cb69481e-8ff7-4039-93ec-0a2729a154a8, got ${show(a)}`);
-      }
-    });
-    const idle = p.idleTimeoutSeconds === undefined ? undefined : int(p, 'idleTimeoutSeconds', `${where}.policy`, errors, 1800, 60, 7 * 86400);
-    const absolute = p.absoluteTimeoutSeconds === undefined ? undefined : int(p, 'absoluteTimeoutSeconds', `${where}.policy`, errors, 43200, 60, 30 * 86400);
-    const policy: RoutePolicyConfig = {
-      factors: factorAlternatives(p.factors, `${where}.policy`, errors),
-      allowUsers: strList(p, 'allowUsers', `${where}.policy`, errors, [], GROUP_OR_USER),
-      allowGroups: strList(p, 'allowGroups', `${where}.policy`, errors, [], GROUP_OR_USER),
-      deviceBound: bool(p, 'deviceBound', `${where}.policy`, errors, false) || aaguidAllowlist.length > 0,
-      aaguidAllowlist,
-      ...(idle !== undefined ? { idleTimeoutSeconds: idle } : {}),
-      ...(absolute !== undefined ? { absoluteTimeoutSeconds: absolute } : {}),
-    };
-    const preserveHost = bool(r, 'preserveHost', where, errors, false);
-    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost };
-  });
-}
-
-function factorAlternatives(value: unknown, where: string, errors: string[]): Factor[][] {
-  if (value === undefined) return [['passkey']];
-  const bad = () => errors.push(`${where}: option 'factors' must be a non-empty list of non-empty factor lists from ${FACTORS.join(', ')}, e.g. [["passkey"],["otp","mtls"]], got ${show(value)}`);
-  if (!Array.isArray(value) || value.length === 0) {
-    bad();
-    return [['passkey']];
-  }
-  const out: Factor[][] = [];
-  for (const alt of value) {
-    if (!Array.isArray(alt) || alt.length === 0 || !alt.every((f) => (FACTORS as readonly unknown[]).includes(f))) {
-      bad();
-      return [['passkey']];
-    }
-    out.push([...new Set(alt as Factor[])]);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// small typed readers that record an error and return a usable fallback
-
-type Section = Record<string, unknown>;
-
-function asSection(value: unknown, where: string, errors: string[]): Section {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    errors.push(`${where}: must be an object, got ${show(value)}`);
-    return {};
-  }
-  return value as Section;
-}
-
-function rejectUnknown(section: Section, known: string[], where: string, errors: string[]): void {
-  for (const key of Object.keys(section)) {
-    if (!known.includes(key)) errors.push(`${where}: option '${key}' is not known (known: ${known.join(', ')})`);
-  }
-}
-
-function str(
-  section: Section,
-  key: string,
-  where: string,
-  errors: string[],
-  fallback: string | undefined,
-  opts: { nonEmpty?: boolean; required?: boolean } = {},
-): string {
-  const v = section[key];
-  if (v === undefined) {
-    if (opts.required || fallback === undefined) {
-      errors.push(`${where}: option '${key}' is required`);
-      return '';
-    }
-    return fallback;
-  }
-  if (typeof v !== 'string' || (opts.nonEmpty && v.trim() === '')) {
-    errors.push(`${where}: option '${key}' must be a ${opts.nonEmpty ? 'non-empty ' : ''}string, got ${show(v)}`);
-    return fallback ?? '';
-  }
-  return v;
-}
-
-function optStr(section: Section, key: string, where: string, errors: string[]): string | undefined {
-  const v = section[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.trim() === '') {
-    errors.push(`${where}: option '${key}' must be a non-empty string, got ${show(v)}`);
-    return undefined;
-  }
-  return v;
-}
-
-/**
- * A name field of a certificate subject: 1-64 characters (RFC 5280 Appendix A.1 upper bounds
- * ub-common-name, ub-organization-name, ub-organizational-unit-name), no control characters.
- */
-function dnString(section: Section, key: string, where: string, errors: string[], fallback?: string): string | undefined {
-  const v = section[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'string' || v.trim() === '' || v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) {
-    errors.push(`${where}: option '${key}' must be 1-64 characters without control characters, got ${show(v)}`);
-    return fallback;
-  }
-  return v.trim();
-}
-
-function int(section: Section, key: string, where: string, errors: string[], fallback: number, min: number, max: number): number {
-  const v = section[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    errors.push(`${where}: option '${key}' must be an integer from ${min} to ${max}, got ${show(v)}`);
-    return fallback;
-  }
-  return v;
-}
-
-function bool(section: Section, key: string, where: string, errors: string[], fallback: boolean): boolean {
-  const v = section[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') {
-    errors.push(`${where}: option '${key}' must be true or false, got ${show(v)}`);
-    return fallback;
-  }
-  return v;
-}
-
-function oneOf<T extends string>(section: Section, key: string, where: string, errors: string[], allowed: readonly T[], fallback: T): T {
-  const v = section[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    errors.push(`${where}: option '${key}' must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${show(v)}`);
-    return fallback;
-  }
-  return v as T;
-}
-
-function strList(section: Section, key: string, where: string, errors: string[], fallback: string[], pattern?: RegExp): string[] {
-  const v = section[key];
-  if (v === undefined) return fallback;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && (!pattern || pattern.test(x)))) {
-    errors.push(`${where}: option '${key}' must be a list of ${pattern ? 'names without spaces or commas' : 'strings'}, got ${show(v)}`);
-    return fallback;
-  }
-  return v as string[];
-}
-
-function origin(section: Section, key: string, where: string, errors: string[], fallback: string): string {
-  const v = str(section, key, where, errors, fallback, { nonEmpty: true });
-  if (!isOrigin(v)) {
-    errors.push(`${where}: option '${key}' must be an https origin like https://gate.example.com[:port], got ${show(v)}`);
-    return fallback;
-  }
-  return v;
-}
-
-function isOrigin(value: string): boolean {
-  try {
-    const u = new URL(value);
-    return u.protocol === 'https:' && u.origin === value;
-  } catch {
-    return false;
-  }
-}
-
-/** The same parser the PROXY listener uses, so what validates here also works at start-up. */
-function isCidr(value: string): boolean {
-  try {
-    parseCidr(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const u = new URL(value);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
-function upstreamProblem(value: string): string | undefined {
-  const expected = "an http:// or https:// URL with a host and no query, or 'demo'";
-  try {
-    const u = new URL(value);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return expected;
-    if (!u.hostname || u.search || u.hash || u.username || u.password) return expected;
-    return undefined;
-  } catch {
-    return expected;
-  }
-}
-
-function safeHostname(value: string): string {
-  try {
-    return new URL(value).hostname;
-  } catch {
-    return 'localhost';
-  }
-}
-
-function joinPath(dir: string, file: string): string {
-  return dir.endsWith('/') ? `${dir}${file}` : `${dir}/${file}`;
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  if (text === undefined) return String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}

@@ -2,11 +2,16 @@
  * Every portal text in Japanese and English. The language comes from `?lang=`, then the
  * `kanmon-lang` cookie the switch sets, then Accept-Language; English is the fallback.
  */
+import { devicesEn, devicesJa } from './messages/devices.js';
+import { upstreamEn, upstreamJa } from './messages/upstream.js';
+import { adminEn, adminJa } from './messages/admin.js';
+import { operationsEn, operationsJa } from './messages/operations.js';
+
 export type Lang = 'ja' | 'en';
 export const LANGS: readonly Lang[] = ['ja', 'en'];
 export const LANG_COOKIE = 'kanmon-lang';
 
-const en = {
+const coreEn = {
   'app.name': 'Kanmon',
   'lang.switch': '日本語',
   'common.requestId': 'Request ID',
@@ -194,9 +199,7 @@ const en = {
   'error.internal': 'An unexpected error occurred. Please try again later.',
 } as const;
 
-export type MessageKey = keyof typeof en;
-
-const ja: Record<MessageKey, string> = {
+const coreJa: Record<keyof typeof coreEn, string> = {
   'app.name': 'Kanmon',
   'lang.switch': 'English',
   'common.requestId': 'リクエスト ID',
@@ -383,6 +386,10 @@ const ja: Record<MessageKey, string> = {
   'error.unavailable': 'サービスが一時的に利用できません。しばらくしてからもう一度お試しください。',
   'error.internal': '予期しないエラーが発生しました。しばらくしてからもう一度お試しください。',
 };
+
+const en = { ...coreEn, ...devicesEn, ...upstreamEn, ...adminEn, ...operationsEn } as const;
+export type MessageKey = keyof typeof en;
+const ja: Record<MessageKey, string> = { ...coreJa, ...devicesJa, ...upstreamJa, ...adminJa, ...operationsJa };
 
 const catalogs: Record<Lang, Record<MessageKey, string>> = { en, ja };
 
