@@ -465,6 +465,55 @@ export interface CertificateDeliveryStore {
   consumeLink(id: string, now: number): Promise<CertificateDownloadLink>;
 }
 
+/**
+ * A small named document, for state that is read by name and changed rarely: the ACME account
+ * and server certificates, leases, stored upstream credentials and cookie jars, config
+ * versions, settings. Bodies are text (JSON as a rule) that the caller seals first when they
+ * hold secrets; the store never looks inside. Writes are optimistic: a caller that read
+ * version n writes with `expectedVersion: n` and loses a race with ConcurrentUpdateError.
+ */
+export interface StoredDocument {
+  /** The namespace, e.g. 'lease', 'acme-account'; 1-64 of [a-z0-9-]. */
+  readonly kind: string;
+  /** Unique within the kind; 1-512 characters, no control characters. Listing is in id order. */
+  readonly id: string;
+  /** At most DOCUMENT_BODY_LIMIT bytes of UTF-8. */
+  readonly body: string;
+  /** 1 when created, one more at every write. */
+  readonly version: number;
+  readonly updatedAt: number;
+  /** Epoch ms; from then on the document reads as absent (and may be swept). */
+  readonly expiresAt?: number;
+}
+
+/** The largest document body, in bytes: well inside DynamoDB's 400 KB item limit. */
+export const DOCUMENT_BODY_LIMIT = 300 * 1024;
+
+export interface DocumentWrite {
+  readonly kind: string;
+  readonly id: string;
+  readonly body: string;
+  readonly expiresAt?: number;
+}
+
+export interface DocumentStore {
+  /** The document, unless absent or expired at `now`. */
+  get(kind: string, id: string, now: number): Promise<StoredDocument | undefined>;
+  /**
+   * Creates or replaces a document and returns what was stored.
+   * `expectedVersion`: 0 means it must not exist (an expired one counts as absent); n means it
+   * must be at version n; omitted means unconditional. A mismatch throws ConcurrentUpdateError.
+   */
+  put(doc: DocumentWrite, opts: { readonly now: number; readonly expectedVersion?: number }): Promise<StoredDocument>;
+  /** Deletes it (at `expectedVersion` when given, else ConcurrentUpdateError); false when there was nothing to delete. */
+  delete(kind: string, id: string, expectedVersion?: number): Promise<boolean>;
+  /** Unexpired documents of a kind in ascending id order, optionally only ids starting with `prefix`; paged by `cursor`. */
+  list(
+    kind: string,
+    opts: { readonly now: number; readonly prefix?: string; readonly limit?: number; readonly cursor?: string },
+  ): Promise<{ documents: StoredDocument[]; cursor?: string }>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'dynamodb';
   readonly users: UserStore;
