@@ -229,6 +229,16 @@ export interface GroupPolicyConfig {
   readonly deviceBoundPasskeys: boolean;
 }
 
+/** The administrator's console at /.kanmon/admin (open to users with the admin role only). */
+export interface AdminConfig {
+  /** Console sessions must have been signed in with a device-bound passkey (a security key, BE = 0). @default false */
+  readonly deviceBound: boolean;
+  /** Console requests must also present a valid client certificate of Kanmon's CA (the 'mtls' factor). @default false */
+  readonly requireMtls: boolean;
+  /** Sensitive actions need a passkey assertion at most this many seconds old. @default 600 */
+  readonly reauthSeconds: number;
+}
+
 export interface KanmonConfig {
   /** Directory for the SQLite file, local secrets and the development CA. @default "./.kanmon" */
   readonly dataDir: string;
@@ -255,6 +265,8 @@ export interface KanmonConfig {
   readonly notifications: NotificationsConfig;
   /** CloudWatch Embedded Metric Format lines on stdout. @default { emf: false, namespace: "Kanmon" } */
   readonly metrics: { readonly emf: boolean; readonly namespace: string };
+  /** The administrator's console. @default { deviceBound: false, requireMtls: false, reauthSeconds: 600 } */
+  readonly admin: AdminConfig;
 }
 
 /** What a config file may hold: every option optional. */
@@ -287,7 +299,7 @@ export function parseConfig(input: unknown): KanmonConfig {
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'mtls', 'groups', 'routes', 'log', 'notifications', 'metrics'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'mtls', 'groups', 'routes', 'log', 'notifications', 'metrics', 'admin'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
@@ -571,6 +583,17 @@ export function validateConfig(input: unknown): ValidationResult {
     namespace: str(mt, 'namespace', 'metrics', errors, 'Kanmon', { nonEmpty: true }),
   };
 
+  const ad = asSection(root.admin, 'admin', errors);
+  rejectUnknown(ad, ['deviceBound', 'requireMtls', 'reauthSeconds'], 'admin', errors);
+  const admin: AdminConfig = {
+    deviceBound: bool(ad, 'deviceBound', 'admin', errors, false),
+    requireMtls: bool(ad, 'requireMtls', 'admin', errors, false),
+    reauthSeconds: int(ad, 'reauthSeconds', 'admin', errors, 600, 30, 3600),
+  };
+  if (admin.requireMtls && tls.source === 'offloaded') {
+    errors.push(`admin: option 'requireMtls' needs client certificates, which are impossible when tls.source is "offloaded" (TLS ends before Kanmon)`);
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   const config: KanmonConfig = {
     dataDir,
@@ -592,6 +615,7 @@ export function validateConfig(input: unknown): ValidationResult {
     log: { level },
     notifications,
     metrics,
+    admin,
   };
   return { ok: true, config: deepFreeze(config) };
 }
