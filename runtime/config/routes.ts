@@ -1,6 +1,7 @@
 /**
  * The `routes` section: matching, upstream, policy and per-route forwarding options.
  */
+import { validateRewrite, type RewriteConfig } from './rewrite.js';
 import { GROUP_OR_USER, HOST_NAME, ROUTE_ID, asSection, bool, int, optStr, rejectUnknown, show, str, strList, upstreamProblem } from './readers.js';
 
 /** A factor a route may demand. `mtls` is a valid client certificate from Kanmon's CA, seen in this connection's TLS handshake. */
@@ -41,6 +42,56 @@ export interface RouteConfig {
   readonly policy: RoutePolicyConfig;
   /** Send the client's Host header upstream instead of the upstream's own. @default false */
   readonly preserveHost: boolean;
+  /** How an https upstream is verified and what Kanmon presents to it; absent for http upstreams without settings. */
+  readonly upstreamTls?: RouteUpstreamTlsConfig;
+  /** Timeouts, connection reuse, retries and the request body limit toward the upstream. */
+  readonly connection: RouteConnectionConfig;
+}
+
+/** TLS toward an https upstream. Files are read at start-up; the config holds only their paths. */
+export interface RouteUpstreamTlsConfig {
+  /** PEM file with the CA certificates that may sign the upstream's certificate (an internal CA). @default the system's trusted CAs */
+  readonly caFile?: string;
+  /** Name sent as SNI and checked against the upstream's certificate. @default the upstream URL's host name */
+  readonly servername?: string;
+  /** PEM client certificate Kanmon presents to the upstream (with clientKeyFile). @default none */
+  readonly clientCertFile?: string;
+  /** PEM private key for clientCertFile. @default none */
+  readonly clientKeyFile?: string;
+  /** Accept any upstream certificate. Unsafe; logs a warning at every start. @default false */
+  readonly insecureSkipVerify: boolean;
+}
+
+export interface RouteConnectionConfig {
+  /** How long opening a connection (TCP and TLS) may take; then 504. @default 10000 */
+  readonly connectTimeoutMs: number;
+  /** How long the upstream may take to send the response headers; then 504. 0: no limit. @default 60000 */
+  readonly responseTimeoutMs: number;
+  /** How long the response body may stay silent; then the response is cut. 0: no limit. @default 60000 */
+  readonly idleTimeoutMs: number;
+  /** Reuse connections (a keep-alive pool) or open a new connection per request. @default true */
+  readonly keepAlive: boolean;
+  /** Most connections open to this upstream at once. @default 128 */
+  readonly poolSize: number;
+  /** Retries of an idempotent request without a body after a connection error (never after the upstream answered or timed out). @default 1 */
+  readonly retries: number;
+  /** Largest request body accepted, in bytes; larger ones get 413. 0: no limit. @default 104857600 (100 MiB) */
+  readonly maxRequestBodyBytes: number;
+}
+
+export const CONNECTION_DEFAULTS: RouteConnectionConfig = Object.freeze({
+  connectTimeoutMs: 10_000,
+  responseTimeoutMs: 60_000,
+  idleTimeoutMs: 60_000,
+  keepAlive: true,
+  poolSize: 128,
+  retries: 1,
+  maxRequestBodyBytes: 100 * 1024 * 1024,
+});
+
+/** `*.example.com`: any host name ending in `.example.com` (one or more labels), not example.com itself. */
+export function isWildcardHost(host: string): boolean {
+  return host.startsWith('*.');
 }
 
 /** Whether a route names 'mtls' in any of its factor alternatives. */
@@ -59,7 +110,7 @@ export function validateRoutes(value: unknown, errors: string[]): RouteConfig[] 
   return value.map((raw, i): RouteConfig => {
     const where = `routes[${i}]`;
     const r = asSection(raw, where, errors);
-    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost'], where, errors);
+    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost', 'upstreamTls', 'connection'], where, errors);
     const id = str(r, 'id', where, errors, undefined, { nonEmpty: true, required: true });
     if (id && !ROUTE_ID.test(id)) errors.push(`${where}: option 'id' must be 1-63 letters, digits, '-' or '_', got ${show(id)}`);
     if (id && seen.has(id)) errors.push(`${where}: option 'id' must be unique, got ${show(id)} twice`);
@@ -68,7 +119,9 @@ export function validateRoutes(value: unknown, errors: string[]): RouteConfig[] 
     const m = asSection(r.match, `${where}.match`, errors);
     rejectUnknown(m, ['host', 'pathPrefix'], `${where}.match`, errors);
     const host = optStr(m, 'host', `${where}.match`, errors)?.toLowerCase();
-    if (host !== undefined && !HOST_NAME.test(host)) errors.push(`${where}.match: option 'host' must be a host name, got ${show(host)}`);
+    if (host !== undefined && !(isWildcardHost(host) ? HOST_NAME.test(host.slice(2)) && host.slice(2).includes('.') : HOST_NAME.test(host))) {
+      errors.push(`${where}.match: option 'host' must be a host name or a wildcard like *.example.com, got ${show(host)}`);
+    }
     const pathPrefix = str(m, 'pathPrefix', `${where}.match`, errors, '/', { nonEmpty: true });
     if (!pathPrefix.startsWith('/')) errors.push(`${where}.match: option 'pathPrefix' must start with '/', got ${show(pathPrefix)}`);
     if (pathPrefix.startsWith('/.kanmon')) errors.push(`${where}.match: option 'pathPrefix' must not be under the reserved /.kanmon/ prefix, got ${show(pathPrefix)}`);
@@ -102,8 +155,49 @@ export function validateRoutes(value: unknown, errors: string[]): RouteConfig[] 
       ...(absolute !== undefined ? { absoluteTimeoutSeconds: absolute } : {}),
     };
     const preserveHost = bool(r, 'preserveHost', where, errors, false);
-    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost };
+    const upstreamTls = readUpstreamTls(r.upstreamTls, upstream, where, errors);
+    const connection = readConnection(r.connection, `${where}.connection`, errors);
+    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost, ...(upstreamTls ? { upstreamTls } : {}), connection };
   });
+}
+
+function readUpstreamTls(value: unknown, upstream: string, where: string, errors: string[]): RouteUpstreamTlsConfig | undefined {
+  if (value === undefined) return undefined;
+  const at = `${where}.upstreamTls`;
+  const t = asSection(value, at, errors);
+  rejectUnknown(t, ['caFile', 'servername', 'clientCertFile', 'clientKeyFile', 'insecureSkipVerify'], at, errors);
+  if (upstream && !upstream.startsWith('https:')) errors.push(`${where}: option 'upstreamTls' applies only to an https:// upstream, got upstream ${show(upstream)}`);
+  const caFile = optStr(t, 'caFile', at, errors);
+  const servername = optStr(t, 'servername', at, errors)?.toLowerCase();
+  if (servername !== undefined && !HOST_NAME.test(servername)) errors.push(`${at}: option 'servername' must be a host name, got ${show(servername)}`);
+  const clientCertFile = optStr(t, 'clientCertFile', at, errors);
+  const clientKeyFile = optStr(t, 'clientKeyFile', at, errors);
+  if ((clientCertFile === undefined) !== (clientKeyFile === undefined)) {
+    errors.push(`${at}: options 'clientCertFile' and 'clientKeyFile' must be set together, got ${clientCertFile === undefined ? 'only clientKeyFile' : 'only clientCertFile'}`);
+  }
+  const insecureSkipVerify = bool(t, 'insecureSkipVerify', at, errors, false);
+  if (insecureSkipVerify && caFile !== undefined) errors.push(`${at}: option 'insecureSkipVerify' must not be combined with 'caFile' (it would ignore it), got true`);
+  return {
+    ...(caFile !== undefined ? { caFile } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+    ...(clientCertFile !== undefined && clientKeyFile !== undefined ? { clientCertFile, clientKeyFile } : {}),
+    insecureSkipVerify,
+  };
+}
+
+function readConnection(value: unknown, where: string, errors: string[]): RouteConnectionConfig {
+  const c = asSection(value, where, errors);
+  rejectUnknown(c, Object.keys(CONNECTION_DEFAULTS), where, errors);
+  const d = CONNECTION_DEFAULTS;
+  return {
+    connectTimeoutMs: int(c, 'connectTimeoutMs', where, errors, d.connectTimeoutMs, 1, 600_000),
+    responseTimeoutMs: int(c, 'responseTimeoutMs', where, errors, d.responseTimeoutMs, 0, 86_400_000),
+    idleTimeoutMs: int(c, 'idleTimeoutMs', where, errors, d.idleTimeoutMs, 0, 86_400_000),
+    keepAlive: bool(c, 'keepAlive', where, errors, d.keepAlive),
+    poolSize: int(c, 'poolSize', where, errors, d.poolSize, 1, 4096),
+    retries: int(c, 'retries', where, errors, d.retries, 0, 5),
+    maxRequestBodyBytes: int(c, 'maxRequestBodyBytes', where, errors, d.maxRequestBodyBytes, 0, Number.MAX_SAFE_INTEGER),
+  };
 }
 
 function factorAlternatives(value: unknown, where: string, errors: string[]): Factor[][] {

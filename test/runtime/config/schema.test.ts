@@ -22,7 +22,7 @@ describe('config schema', () => {
 
   it('defaults a route to passkey-only, any signed-in user, upstream Host', () => {
     const c = parseConfig({ routes: [{ id: 'wiki', upstream: 'http://10.0.0.5:8080' }] });
-    expect(c.routes[0]).toEqual({ id: 'wiki', match: { pathPrefix: '/' }, upstream: 'http://10.0.0.5:8080', policy: { factors: [['passkey']], allowUsers: [], allowGroups: [], deviceBound: false, aaguidAllowlist: [] }, preserveHost: false });
+    expect(c.routes[0]).toEqual({ id: 'wiki', match: { pathPrefix: '/' }, upstream: 'http://10.0.0.5:8080', policy: { factors: [['passkey']], allowUsers: [], allowGroups: [], deviceBound: false, aaguidAllowlist: [] }, preserveHost: false, connection: { connectTimeoutMs: 10000, responseTimeoutMs: 60000, idleTimeoutMs: 60000, keepAlive: true, poolSize: 128, retries: 1, maxRequestBodyBytes: 104857600 } });
   });
 
   it('reports every error at once, each naming its section, option, expectation and value', () => {
