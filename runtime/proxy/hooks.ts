@@ -33,7 +33,17 @@ export type ResponseHeadDecision =
    * and call `onIntercept`, which then answers the client itself, e.g. after signing in to the
    * upstream and forwarding the request again.
    */
-  | { readonly kind: 'intercept'; readonly onIntercept: () => void };
+  | { readonly kind: 'intercept'; readonly onIntercept: () => void }
+  /**
+   * Decide after seeing the body (a login page served with 200 and a marker string in it).
+   * The forwarder holds the head back and collects the (uncompressed: the hook asked for
+   * `accept-encoding: identity`) body up to `maxBytes`, then applies `decide(body)` as if it
+   * were the head's decision; a 'pass' writes the held head and the collected body. A body
+   * larger than `maxBytes` is not decided on: the head and what was collected are written and
+   * the rest streams as usual (as 'pass' with the original headers). Only hooks of routes
+   * configured with a body marker return this, and only for HTML answers to bodiless requests.
+   */
+  | { readonly kind: 'inspect-body'; readonly maxBytes: number; readonly decide: (body: Buffer) => Exclude<ResponseHeadDecision, { kind: 'inspect-body' }> };
 
 /** Per-request additions for a route with upstream sign-in. */
 export interface ExchangeHooks {
