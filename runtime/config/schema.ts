@@ -35,7 +35,16 @@ export interface ServerConfig {
   readonly proxyProtocol: ProxyProtocolConfig;
   /** On SIGTERM, how long in-flight requests may take to finish before connections are cut. @default 20 */
   readonly shutdownGraceSeconds: number;
+  /**
+   * Processes serving the listener: 1 is a single process; n ≥ 2 is a supervising primary plus
+   * n workers (node:cluster); "auto" is one per CPU the process may use (cgroup quota included).
+   * @default 1
+   */
+  readonly workers: number | 'auto';
 }
+
+/** Largest `server.workers` accepted: beyond this, memory grows with no CPU left to use. */
+export const MAX_WORKERS = 64;
 
 export interface ProxyProtocolConfig {
   /** @default false */
@@ -57,11 +66,24 @@ export type TlsConfig =
       readonly directoryUrl: string;
       /** @default "ecdsa" */
       readonly keyType: 'ecdsa' | 'rsa';
+      /**
+       * The challenge answered to prove control of each name (RFC 8555 §8.3, RFC 8737).
+       * @default "http-01" when server.httpPort is set, else "tls-alpn-01"
+       */
+      readonly challenge: 'http-01' | 'tls-alpn-01';
+      /** Renewal starts this many days before the certificate expires. @default 30 */
+      readonly renewBeforeDays: number;
+      /** PEM file of a CA to trust for the ACME server's own HTTPS (a private ACME server). @default the system's roots */
+      readonly directoryCaFile?: string;
     }
   | {
-      /** A certificate and key stored in AWS Secrets Manager as JSON {"certificate","privateKey"} PEM. */
+      /**
+       * A certificate and key imported by an administrator: into the store with
+       * `kanmon cert server import`, or (with `secretArn`) kept in AWS Secrets Manager as JSON
+       * {"certificate","privateKey"} PEM.
+       */
       readonly source: 'imported';
-      readonly secretArn: string;
+      readonly secretArn?: string;
     }
   | {
       /**
@@ -74,9 +96,40 @@ export type TlsConfig =
 export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 export const LETS_ENCRYPT_STAGING_DIRECTORY = 'https://acme-staging-v02.api.letsencrypt.org/directory';
 
-export type NotificationsConfig =
+export type NotificationsConfig = (
   | { readonly kind: 'log' }
-  | { readonly kind: 'sns'; readonly topicArn: string; readonly region?: string };
+  | { readonly kind: 'sns'; readonly topicArn: string; readonly region?: string }
+) & {
+  /** E-mail to one person at a time (certificate links, expiry warnings to a certificate's user). @default absent: no mail */
+  readonly mail?: MailConfig;
+  /** Days before a client certificate expires at which its administrators and user are warned, once each. @default [30, 7, 1] */
+  readonly certificateExpiryDays: readonly number[];
+};
+
+/**
+ * An SMTP relay for messages to one recipient each (SNS topics reach only subscribed
+ * administrators). On AWS, Amazon SES's SMTP interface with a verified sender.
+ */
+export interface MailConfig {
+  readonly transport: 'smtp';
+  readonly host: string;
+  /** @default 587 for "starttls", 465 for "tls", 25 for "none" */
+  readonly port: number;
+  /**
+   * "starttls": the session must upgrade to TLS before anything is sent (RFC 3207); "tls":
+   * TLS from the first byte (RFC 8314); "none": plain text, warned about at every start.
+   * The server's certificate is always verified. @default "starttls"
+   */
+  readonly security: 'starttls' | 'tls' | 'none';
+  /** The From address, e.g. "Kanmon <kanmon@example.com>". */
+  readonly from: string;
+  /** SMTP AUTH user name. @default absent: no AUTH */
+  readonly username?: string;
+  /** The environment variable holding the SMTP AUTH password (never the password itself). */
+  readonly passwordEnv?: string;
+  /** PEM file of the CA(s) the relay's certificate must chain to. @default the system's trust store */
+  readonly caFile?: string;
+}
 
 export type StoreConfig =
   | { readonly kind: 'sqlite'; /** @default `<dataDir>/kanmon.db` */ readonly file: string }
@@ -136,6 +189,12 @@ export interface EnrollmentConfig {
   readonly linkTtlSeconds: number;
   /** New links demand a one-time code delivered on a second channel. @default false */
   readonly requireCode: boolean;
+  /**
+   * Passkey and authenticator-app enrollment need a valid client certificate of Kanmon's CA
+   * that belongs to the enrolling user, presented in this TLS handshake, so a stolen link
+   * alone is not enough. @default false
+   */
+  readonly requireClientCertificate: boolean;
 }
 
 export interface TotpConfig {
@@ -227,6 +286,8 @@ export function mtlsRequiredForAnyone(requiredFor: MtlsConfig['requiredFor']): b
 export interface GroupPolicyConfig {
   /** Members' passkeys must be device-bound (BE = 0) wherever they sign in. @default false */
   readonly deviceBoundPasskeys: boolean;
+  /** Right after enrolling a passkey, members are offered a client certificate for the device they enrolled on. @default false */
+  readonly offerClientCertificate?: boolean;
 }
 
 /** The administrator's console at /.kanmon/admin (open to users with the admin role only). */
@@ -305,7 +366,7 @@ export function validateConfig(input: unknown): ValidationResult {
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
 
   const s = asSection(root.server, 'server', errors);
-  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol', 'shutdownGraceSeconds'], 'server', errors);
+  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol', 'shutdownGraceSeconds', 'workers'], 'server', errors);
   const port = int(s, 'port', 'server', errors, 8443, 0, 65535);
   const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
   const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
@@ -317,6 +378,9 @@ export function validateConfig(input: unknown): ValidationResult {
     errors.push(`server: option 'httpPort' must differ from 'port' and 'healthPort', got ${httpPort}`);
   }
   const shutdownGraceSeconds = int(s, 'shutdownGraceSeconds', 'server', errors, 20, 0, 300);
+  const workersValid = s.workers === undefined || s.workers === 'auto' || (Number.isInteger(s.workers) && (s.workers as number) >= 1 && (s.workers as number) <= MAX_WORKERS);
+  if (!workersValid) errors.push(`server: option 'workers' must be "auto" or an integer from 1 to ${MAX_WORKERS}, got ${show(s.workers)}`);
+  const workers: number | 'auto' = workersValid && s.workers !== undefined ? (s.workers as number | 'auto') : 1;
   const pp = asSection(s.proxyProtocol, 'server.proxyProtocol', errors);
   rejectUnknown(pp, ['enabled', 'allowedNetworks'], 'server.proxyProtocol', errors);
   const proxyProtocol: ProxyProtocolConfig = {
@@ -334,7 +398,7 @@ export function validateConfig(input: unknown): ValidationResult {
   const tlsSource = oneOf(t, 'source', 'tls', errors, ['self-signed-dev', 'file', 'acme', 'imported', 'offloaded'] as const, 'self-signed-dev');
   let tls: TlsConfig;
   if (tlsSource === 'acme') {
-    rejectUnknown(t, ['source', 'domains', 'email', 'directoryUrl', 'keyType'], 'tls', errors);
+    rejectUnknown(t, ['source', 'domains', 'email', 'directoryUrl', 'keyType', 'challenge', 'renewBeforeDays', 'directoryCaFile'], 'tls', errors);
     const domains = strList(t, 'domains', 'tls', errors, [safeHostname(publicOrigin)]);
     domains.forEach((d, i) => {
       if (!HOST_NAME.test(d)) errors.push(`tls: option 'domains[${i}]' must be a host name, got ${show(d)}`);
@@ -345,10 +409,18 @@ export function validateConfig(input: unknown): ValidationResult {
     const directoryUrl = str(t, 'directoryUrl', 'tls', errors, LETS_ENCRYPT_DIRECTORY, { nonEmpty: true });
     if (!isHttpUrl(directoryUrl)) errors.push(`tls: option 'directoryUrl' must be an http(s) URL, got ${show(directoryUrl)}`);
     const keyType = oneOf(t, 'keyType', 'tls', errors, ['ecdsa', 'rsa'] as const, 'ecdsa');
-    tls = { source: 'acme', domains, email, directoryUrl, keyType };
+    const challenge = oneOf(t, 'challenge', 'tls', errors, ['http-01', 'tls-alpn-01'] as const, httpPort !== 0 ? 'http-01' : 'tls-alpn-01');
+    if (challenge === 'http-01' && httpPort === 0) errors.push(`tls: option 'challenge' "http-01" needs server.httpPort (the plain-HTTP listener), got server.httpPort 0`);
+    const renewBeforeDays = int(t, 'renewBeforeDays', 'tls', errors, 30, 7, 60);
+    const directoryCaFile = optStr(t, 'directoryCaFile', 'tls', errors);
+    tls = { source: 'acme', domains, email, directoryUrl, keyType, challenge, renewBeforeDays, ...(directoryCaFile ? { directoryCaFile } : {}) };
   } else if (tlsSource === 'imported') {
     rejectUnknown(t, ['source', 'secretArn'], 'tls', errors);
-    tls = { source: 'imported', secretArn: str(t, 'secretArn', 'tls', errors, undefined, { nonEmpty: true, required: true }) };
+    const secretArn = optStr(t, 'secretArn', 'tls', errors);
+    if (secretArn !== undefined && !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/.test(secretArn)) {
+      errors.push(`tls: option 'secretArn' must be a Secrets Manager secret ARN, got ${show(secretArn)}`);
+    }
+    tls = { source: 'imported', ...(secretArn ? { secretArn } : {}) };
   } else if (tlsSource === 'offloaded') {
     rejectUnknown(t, ['source'], 'tls', errors);
     tls = { source: 'offloaded' };
@@ -439,11 +511,15 @@ export function validateConfig(input: unknown): ValidationResult {
   };
 
   const e = asSection(root.enrollment, 'enrollment', errors);
-  rejectUnknown(e, ['linkTtlSeconds', 'requireCode'], 'enrollment', errors);
+  rejectUnknown(e, ['linkTtlSeconds', 'requireCode', 'requireClientCertificate'], 'enrollment', errors);
   const enrollment: EnrollmentConfig = {
     linkTtlSeconds: int(e, 'linkTtlSeconds', 'enrollment', errors, 86400, 300, 30 * 86400),
     requireCode: bool(e, 'requireCode', 'enrollment', errors, false),
+    requireClientCertificate: bool(e, 'requireClientCertificate', 'enrollment', errors, false),
   };
+  if (enrollment.requireClientCertificate && tls.source === 'offloaded') {
+    errors.push(`enrollment: option 'requireClientCertificate' needs client certificates, which are impossible when tls.source is "offloaded" (TLS ends before Kanmon)`);
+  }
 
   const tp = asSection(root.totp, 'totp', errors);
   rejectUnknown(tp, ['issuer', 'toleranceSteps'], 'totp', errors);
@@ -536,8 +612,11 @@ export function validateConfig(input: unknown): ValidationResult {
     const where = `groups[${JSON.stringify(name)}]`;
     if (!GROUP_OR_USER.test(name)) errors.push(`groups: group name must have no spaces or commas, got ${show(name)}`);
     const g = asSection(raw, where, errors);
-    rejectUnknown(g, ['deviceBoundPasskeys'], where, errors);
-    groups[name] = { deviceBoundPasskeys: bool(g, 'deviceBoundPasskeys', where, errors, false) };
+    rejectUnknown(g, ['deviceBoundPasskeys', 'offerClientCertificate'], where, errors);
+    groups[name] = {
+      deviceBoundPasskeys: bool(g, 'deviceBoundPasskeys', where, errors, false),
+      offerClientCertificate: bool(g, 'offerClientCertificate', where, errors, false),
+    };
   }
 
   const routes = validateRoutes(root.routes, errors);
@@ -566,14 +645,17 @@ export function validateConfig(input: unknown): ValidationResult {
   const n = asSection(root.notifications, 'notifications', errors);
   const notifyKind = oneOf(n, 'kind', 'notifications', errors, ['log', 'sns'] as const, 'log');
   let notifications: NotificationsConfig;
+  const mail = readMail(n.mail, errors);
+  const certificateExpiryDays = readExpiryDays(n, errors);
+  const notifyCommon = { ...(mail ? { mail } : {}), certificateExpiryDays };
   if (notifyKind === 'sns') {
-    rejectUnknown(n, ['kind', 'topicArn', 'region'], 'notifications', errors);
+    rejectUnknown(n, ['kind', 'topicArn', 'region', 'mail', 'certificateExpiryDays'], 'notifications', errors);
     const topicArn = str(n, 'topicArn', 'notifications', errors, undefined, { nonEmpty: true, required: true });
     const region = optStr(n, 'region', 'notifications', errors);
-    notifications = { kind: 'sns', topicArn, ...(region ? { region } : {}) };
+    notifications = { kind: 'sns', topicArn, ...(region ? { region } : {}), ...notifyCommon };
   } else {
-    rejectUnknown(n, ['kind'], 'notifications', errors);
-    notifications = { kind: 'log' };
+    rejectUnknown(n, ['kind', 'mail', 'certificateExpiryDays'], 'notifications', errors);
+    notifications = { kind: 'log', ...notifyCommon };
   }
 
   const mt = asSection(root.metrics, 'metrics', errors);
@@ -597,7 +679,7 @@ export function validateConfig(input: unknown): ValidationResult {
   if (errors.length > 0) return { ok: false, errors };
   const config: KanmonConfig = {
     dataDir,
-    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol, shutdownGraceSeconds },
+    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol, shutdownGraceSeconds, workers },
     tls,
     store,
     secrets,
@@ -620,3 +702,55 @@ export function validateConfig(input: unknown): ValidationResult {
   return { ok: true, config: deepFreeze(config) };
 }
 
+/** A mail address Kanmon may put in an envelope and a header: one addr-spec, no display name, nothing that could start a new header line. */
+export const MAIL_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+function readMail(raw: unknown, errors: string[]): MailConfig | undefined {
+  if (raw === undefined) return undefined;
+  const where = 'notifications.mail';
+  const m = asSection(raw, where, errors);
+  rejectUnknown(m, ['transport', 'host', 'port', 'security', 'from', 'username', 'passwordEnv', 'caFile'], where, errors);
+  const transport = oneOf(m, 'transport', where, errors, ['smtp'] as const, 'smtp');
+  const host = str(m, 'host', where, errors, undefined, { nonEmpty: true, required: true });
+  if (host && !HOST_NAME.test(host) && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) errors.push(`${where}: option 'host' must be a host name, got ${show(host)}`);
+  const security = oneOf(m, 'security', where, errors, ['starttls', 'tls', 'none'] as const, 'starttls');
+  const port = int(m, 'port', where, errors, security === 'tls' ? 465 : security === 'none' ? 25 : 587, 1, 65535);
+  const from = str(m, 'from', where, errors, undefined, { nonEmpty: true, required: true });
+  // "Name <addr>" or a bare address; the address part must be one we would accept as a recipient.
+  const fromAddress = /<([^<>]*)>\s*$/.exec(from)?.[1] ?? from;
+  if (from && (!MAIL_ADDRESS.test(fromAddress) || /[\r\n]/.test(from) || from.length > 200)) {
+    errors.push(`${where}: option 'from' must be an address like "Kanmon <kanmon@example.com>", got ${show(from)}`);
+  }
+  const username = optStr(m, 'username', where, errors);
+  const passwordEnv = optStr(m, 'passwordEnv', where, errors);
+  if (passwordEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(passwordEnv)) {
+    errors.push(`${where}: option 'passwordEnv' must name an environment variable, got ${show(passwordEnv)}`);
+  }
+  if ((username === undefined) !== (passwordEnv === undefined)) {
+    errors.push(`${where}: options 'username' and 'passwordEnv' go together, got only ${username === undefined ? "'passwordEnv'" : "'username'"}`);
+  }
+  if (username !== undefined && security === 'none') {
+    errors.push(`${where}: option 'username' would send the SMTP password in plain text; use security "starttls" or "tls", got "none"`);
+  }
+  const caFile = optStr(m, 'caFile', where, errors);
+  return {
+    transport,
+    host,
+    port,
+    security,
+    from,
+    ...(username !== undefined ? { username } : {}),
+    ...(passwordEnv !== undefined ? { passwordEnv } : {}),
+    ...(caFile !== undefined ? { caFile } : {}),
+  };
+}
+
+function readExpiryDays(n: Record<string, unknown>, errors: string[]): number[] {
+  const raw = n.certificateExpiryDays;
+  if (raw === undefined) return [30, 7, 1];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 10 || !raw.every((d) => Number.isInteger(d) && d >= 1 && d <= 365)) {
+    errors.push(`notifications: option 'certificateExpiryDays' must be 1-10 whole numbers of days from 1 to 365, got ${show(raw)}`);
+    return [30, 7, 1];
+  }
+  return [...new Set(raw as number[])].sort((a, b) => b - a);
+}
