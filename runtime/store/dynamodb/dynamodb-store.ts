@@ -84,6 +84,11 @@ const DELETE_CONCURRENCY = 10;
 /** Transactions that collide with another transaction on the same item are retried this often. */
 const TRANSACTION_ATTEMPTS = 5;
 
+/** Bounds on one DynamoDB call (see createDynamoDbClient). */
+export const STORE_CONNECT_TIMEOUT_MS = 1000;
+export const STORE_REQUEST_TIMEOUT_MS = 2000;
+export const STORE_MAX_ATTEMPTS = 2;
+
 /**
  * A client for the store and for table creation. With an endpoint (DynamoDB Local) it uses
  * fixed dummy credentials, because Local partitions tables by access key and region and must
@@ -95,9 +100,12 @@ export function createDynamoDbClient(options: Omit<DynamoStoreOptions, 'table'>)
     ...(options.endpoint
       ? { endpoint: options.endpoint, credentials: { accessKeyId: 'kanmonlocal', secretAccessKey: 'kanmonlocal' } }
       : {}),
-    // Bounded waits: a hung connection must become StoreUnavailableError, not a stuck login.
-    requestHandler: { connectionTimeout: 3000, requestTimeout: 5000 },
-    maxAttempts: 3,
+    // Bounded waits: a dead or hung store must become StoreUnavailableError within seconds, not
+    // a stuck request. DynamoDB answers in milliseconds; without throwOnRequestTimeout the
+    // handler's requestTimeout only warns. Worst case per call: 2 attempts × (1 s to connect +
+    // 2 s to answer) plus the retry backoff, about 6.5 s (README: Operations, store failure).
+    requestHandler: { connectionTimeout: STORE_CONNECT_TIMEOUT_MS, requestTimeout: STORE_REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
+    maxAttempts: STORE_MAX_ATTEMPTS,
   });
 }
 
