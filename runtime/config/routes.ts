@@ -2,6 +2,7 @@
  * The `routes` section: matching, upstream, policy and per-route forwarding options.
  */
 import { validateRewrite, type RewriteConfig } from './rewrite.js';
+import { validateUpstreamAuth, type UpstreamAuthConfig } from './upstream-auth.js';
 import { GROUP_OR_USER, HOST_NAME, ROUTE_ID, asSection, bool, int, optStr, rejectUnknown, show, str, strList, upstreamProblem } from './readers.js';
 
 /** A factor a route may demand. `mtls` is a valid client certificate from Kanmon's CA, seen in this connection's TLS handshake. */
@@ -46,6 +47,10 @@ export interface RouteConfig {
   readonly upstreamTls?: RouteUpstreamTlsConfig;
   /** Timeouts, connection reuse, retries and the request body limit toward the upstream. */
   readonly connection: RouteConnectionConfig;
+  /** Kanmon signs in to the upstream for the user: its login form, HTTP Basic or an API header (runtime/upstream-auth). @default none */
+  readonly upstreamAuth?: UpstreamAuthConfig;
+  /** Path, header, redirect, cookie and body rewriting (runtime/rewrite). @default none: requests and responses pass untouched */
+  readonly rewrite?: RewriteConfig;
 }
 
 /** TLS toward an https upstream. Files are read at start-up; the config holds only their paths. */
@@ -110,7 +115,7 @@ export function validateRoutes(value: unknown, errors: string[]): RouteConfig[] 
   return value.map((raw, i): RouteConfig => {
     const where = `routes[${i}]`;
     const r = asSection(raw, where, errors);
-    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost', 'upstreamTls', 'connection'], where, errors);
+    rejectUnknown(r, ['id', 'match', 'upstream', 'policy', 'preserveHost', 'upstreamTls', 'connection', 'upstreamAuth', 'rewrite'], where, errors);
     const id = str(r, 'id', where, errors, undefined, { nonEmpty: true, required: true });
     if (id && !ROUTE_ID.test(id)) errors.push(`${where}: option 'id' must be 1-63 letters, digits, '-' or '_', got ${show(id)}`);
     if (id && seen.has(id)) errors.push(`${where}: option 'id' must be unique, got ${show(id)} twice`);
@@ -157,7 +162,9 @@ export function validateRoutes(value: unknown, errors: string[]): RouteConfig[] 
     const preserveHost = bool(r, 'preserveHost', where, errors, false);
     const upstreamTls = readUpstreamTls(r.upstreamTls, upstream, where, errors);
     const connection = readConnection(r.connection, `${where}.connection`, errors);
-    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost, ...(upstreamTls ? { upstreamTls } : {}), connection };
+    const upstreamAuth = validateUpstreamAuth(r.upstreamAuth, where, errors, id);
+    const rewrite = validateRewrite(r.rewrite, `${where}.rewrite`, errors);
+    return { id, match: { ...(host ? { host } : {}), pathPrefix }, upstream, policy, preserveHost, ...(upstreamTls ? { upstreamTls } : {}), connection, ...(upstreamAuth ? { upstreamAuth } : {}), ...(rewrite ? { rewrite } : {}) };
   });
 }
 
