@@ -7,6 +7,8 @@ import { SigningKeyService } from '../jwt/signing-keys.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Store } from '../store/types.js';
 import { AuthenticatorMetadata } from '../webauthn/authenticator-metadata.js';
+import { AdminConsoleService } from './admin-console.js';
+import { AdminReauthService } from './admin-reauth.js';
 import { AuditLog } from './audit-log.js';
 import { EnrollmentService } from './enrollment.js';
 import { FallbackLoginService } from './fallback-login.js';
@@ -40,6 +42,10 @@ export interface Services {
   readonly certificateBulk: BulkCertificateOperations;
   /** Throttling and lockout for every sign-in path; `kanmon user unlock` clears a lock here. */
   readonly loginGuard: LoginGuard;
+  /** The console's user search and edits, every active session, audit views. */
+  readonly adminConsole: AdminConsoleService;
+  /** Fresh passkey assertions for the console's sensitive actions. */
+  readonly adminReauth: AdminReauthService;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -86,5 +92,7 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     ca,
     clientCertificates,
     certificateBulk: new BulkCertificateOperations({ certificates: clientCertificates, users, now }),
+    adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: config.session.idleTimeoutSeconds, now }),
+    adminReauth: new AdminReauthService({ store, rp, audit, metadata, now }),
   };
 }

@@ -17,13 +17,13 @@ export function normalizeUsername(input: string): string {
   return name;
 }
 
-function cleanDisplayName(input: string | undefined, fallback: string): string {
+export function cleanDisplayName(input: string | undefined, fallback: string): string {
   const name = (input ?? '').normalize('NFC').replace(/[\u0000-\u001f\u007f]/g, '').trim();
   if (name.length > 128) throw new ServiceError('invalid-input', 'display name must be at most 128 characters');
   return name || fallback;
 }
 
-function cleanGroups(groups: readonly string[] | undefined): string[] {
+export function cleanGroups(groups: readonly string[] | undefined): string[] {
   const out = [...new Set((groups ?? []).map((g) => g.normalize('NFKC').trim()))];
   for (const g of out) {
     if (!GROUP.test(g)) throw new ServiceError('invalid-input', `group names must be 1-128 characters without spaces or commas, got ${JSON.stringify(g.slice(0, 80))}`);
