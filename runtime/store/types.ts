@@ -529,11 +529,12 @@ export interface Store {
   readonly certificateAuthorities: CertificateAuthorityStore;
   readonly clientCertificates: ClientCertificateStore;
   readonly certificateDeliveries: CertificateDeliveryStore;
+  readonly documents: DocumentStore;
   /** A cheap round trip, for readiness. */
   ping(): Promise<void>;
   /**
    * Deletes expired challenges, sessions, tokens, TOTP step marks, login-throttle records,
-   * certificate deliveries and download links (expiresAt <= now). SQLite runs this on a timer; DynamoDB's
+   * certificate deliveries, download links and documents (expiresAt <= now). SQLite runs this on a timer; DynamoDB's
    * TTL does the work there, so its implementation may do nothing. Readers never rely on it:
    * every read path checks expiry itself.
    */

@@ -59,7 +59,11 @@ import type {
   TotpStore,
   User,
   UserStore,
+  DocumentStore,
+  DocumentWrite,
+  StoredDocument,
 } from '../types.js';
+import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, documentPageSize, encodeDocumentCursor } from '../documents.js';
 import { ITEM_KEYS as K, TABLE_SCHEMA } from './schema.js';
 
 export interface DynamoStoreOptions {
@@ -365,6 +369,7 @@ class DynamoStore implements Store {
   readonly certificateAuthorities: CertificateAuthorityStore;
   readonly clientCertificates: ClientCertificateStore;
   readonly certificateDeliveries: CertificateDeliveryStore;
+  readonly documents: DocumentStore;
 
   constructor(private readonly table: Table) {
     this.users = new DynamoUserStore(table);
@@ -380,6 +385,7 @@ class DynamoStore implements Store {
     this.certificateAuthorities = new DynamoCertificateAuthorityStore(table);
     this.clientCertificates = new DynamoClientCertificateStore(table);
     this.certificateDeliveries = new DynamoCertificateDeliveryStore(table);
+    this.documents = new DynamoDocumentStore(table);
   }
 
   async ping(): Promise<void> {
@@ -1900,5 +1906,125 @@ class DynamoCertificateDeliveryStore implements CertificateDeliveryStore {
     if (!existing) throw new DownloadLinkUnusableError('unknown');
     if (readOptN(existing, 'usedAt') !== undefined) throw new DownloadLinkUnusableError('used');
     throw new DownloadLinkUnusableError('expired');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Named documents: DOC#<kind> / <id>. Expiry is kept in milliseconds (expiresAt, for readers and
+// conditions) and in seconds (ttl, for DynamoDB's own removal).
+
+/** Upper bound for ids under a prefix: ids hold no control characters, so this sorts after all of them. */
+const ID_CEILING = '\u{10FFFF}\u{10FFFF}';
+
+function documentFromItem(item: Item): StoredDocument {
+  const expiresAt = readOptN(item, 'expiresAt');
+  return {
+    kind: readS(item, PK).slice(K.documentPrefix.length),
+    id: readS(item, SK),
+    body: readS(item, 'body'),
+    version: readN(item, 'version'),
+    updatedAt: readN(item, 'updatedAt'),
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  };
+}
+
+const documentIsLive = (doc: StoredDocument, now: number): boolean => doc.expiresAt === undefined || doc.expiresAt > now;
+
+class DynamoDocumentStore implements DocumentStore {
+  constructor(private readonly table: Table) {}
+
+  async get(kind: string, id: string, now: number): Promise<StoredDocument | undefined> {
+    checkDocumentKey(kind, id);
+    const item = await this.table.get(K.documentPrefix + kind, id);
+    const doc = item && documentFromItem(item);
+    return doc && documentIsLive(doc, now) ? doc : undefined;
+  }
+
+  async put(doc: DocumentWrite, opts: { readonly now: number; readonly expectedVersion?: number }): Promise<StoredDocument> {
+    checkDocumentWrite(doc, opts.expectedVersion);
+    if (opts.expectedVersion !== undefined) {
+      const stored = await this.write(doc, opts.now, opts.expectedVersion);
+      if (!stored) throw new ConcurrentUpdateError('document', `${doc.kind}/${doc.id}`);
+      return stored;
+    }
+    // Unconditional: read the live version, then write on it; a racing writer makes us read again.
+    for (let attempt = 1; ; attempt++) {
+      const live = await this.get(doc.kind, doc.id, opts.now);
+      const stored = await this.write(doc, opts.now, live?.version ?? 0);
+      if (stored) return stored;
+      if (attempt >= TRANSACTION_ATTEMPTS) throw new ConcurrentUpdateError('document', `${doc.kind}/${doc.id}`);
+    }
+  }
+
+  /** Writes version expected+1 when the live version is `expected` (0: absent or expired); undefined when it is not. */
+  private async write(doc: DocumentWrite, now: number, expected: number): Promise<StoredDocument | undefined> {
+    const stored: StoredDocument = {
+      kind: doc.kind,
+      id: doc.id,
+      body: doc.body,
+      version: expected + 1,
+      updatedAt: now,
+      ...(doc.expiresAt === undefined ? {} : { expiresAt: doc.expiresAt }),
+    };
+    const item: Item = {
+      ...key(K.documentPrefix + doc.kind, doc.id),
+      body: str(doc.body),
+      version: num(stored.version),
+      updatedAt: num(now),
+      ...(doc.expiresAt === undefined ? {} : { expiresAt: num(doc.expiresAt), [TTL]: ttlOf(doc.expiresAt) }),
+    };
+    const condition: ConditionalOptions =
+      expected === 0
+        ? { condition: 'attribute_not_exists(#pk) OR #exp <= :now', names: { '#pk': PK, '#exp': 'expiresAt' }, values: { ':now': num(now) } }
+        : {
+            condition: '#v = :v AND (attribute_not_exists(#exp) OR #exp > :now)',
+            names: { '#v': 'version', '#exp': 'expiresAt' },
+            values: { ':v': num(expected), ':now': num(now) },
+          };
+    return (await this.table.put(item, condition)) ? stored : undefined;
+  }
+
+  async delete(kind: string, id: string, expectedVersion?: number): Promise<boolean> {
+    checkDocumentKey(kind, id);
+    if (expectedVersion === undefined) return (await this.table.delete(K.documentPrefix + kind, id)) !== undefined;
+    const old = await this.table.delete(K.documentPrefix + kind, id, {
+      condition: '#v = :v',
+      names: { '#v': 'version' },
+      values: { ':v': num(expectedVersion) },
+    });
+    if (!old) throw new ConcurrentUpdateError('document', `${kind}/${id}`);
+    return true;
+  }
+
+  async list(
+    kind: string,
+    opts: { readonly now: number; readonly prefix?: string; readonly limit?: number; readonly cursor?: string },
+  ): Promise<{ documents: StoredDocument[]; cursor?: string }> {
+    checkDocumentKey(kind, 'x');
+    const limit = documentPageSize(opts.limit);
+    const after = decodeDocumentCursor(opts.cursor);
+    const prefix = opts.prefix ?? '';
+    const names: Record<string, string> = { '#pk': PK };
+    const values: Item = { ':pk': str(K.documentPrefix + kind) };
+    let range = '';
+    if (prefix) {
+      // The page starts after the cursor or at the prefix, whichever is later; ids hold no U+0000.
+      const low = after !== undefined && after + '\u0000' > prefix ? after + '\u0000' : prefix;
+      range = ' AND #sk BETWEEN :lo AND :hi';
+      names['#sk'] = SK;
+      values[':lo'] = str(low);
+      values[':hi'] = str(prefix + ID_CEILING);
+    } else if (after !== undefined) {
+      range = ' AND #sk > :after';
+      names['#sk'] = SK;
+      values[':after'] = str(after);
+    }
+    const items = await this.table.query(
+      { KeyConditionExpression: `#pk = :pk${range}`, ExpressionAttributeNames: names, ExpressionAttributeValues: values, ConsistentRead: true },
+      limit + 1,
+      (item) => documentIsLive(documentFromItem(item), opts.now),
+    );
+    const documents = items.slice(0, limit).map(documentFromItem);
+    return items.length > limit ? { documents, cursor: encodeDocumentCursor(documents[documents.length - 1]!.id) } : { documents };
   }
 }

@@ -47,6 +47,7 @@ export const TABLE_SCHEMA = {
  * - active by expiry:CERTEXPIRY          / <expiresAt>#<serial> / –        / –                           / –
  * - cert delivery:   CERTDELIVERY#<serial> / CERTDELIVERY / –              / –                           / expiresAt
  * - download link:   CERTLINK#<id>       / CERTLINK      / –               / –                           / expiresAt
+ * - document:        DOC#<kind>          / <id>          / –               / –                           / expiresAt (when set)
  *
  * Timestamps inside sort keys are zero-padded epoch milliseconds so that text order is time order.
  */
@@ -96,4 +97,6 @@ export const ITEM_KEYS = {
   certDeliverySort: 'CERTDELIVERY',
   certLinkPrefix: 'CERTLINK#',
   certLinkSort: 'CERTLINK',
+  /** Named documents: DOC#<kind> / <id>; listing is a Query on the kind's partition. */
+  documentPrefix: 'DOC#',
 } as const;

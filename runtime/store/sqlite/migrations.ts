@@ -225,6 +225,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX certificate_download_links_by_expiry ON certificate_download_links (expires_at);
     `,
   },
+  {
+    version: 5,
+    description: 'named documents: small versioned state read by name (leases, ACME, credentials, config)',
+    sql: `
+      CREATE TABLE documents (
+        kind        TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        PRIMARY KEY (kind, id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX documents_by_expiry ON documents (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** Brings the database up to the newest schema; each step commits together with its version bump. */

@@ -51,7 +51,11 @@ import type {
   TotpStore,
   User,
   UserStore,
+  DocumentStore,
+  DocumentWrite,
+  StoredDocument,
 } from '../types.js';
+import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, documentPageSize, encodeDocumentCursor } from '../documents.js';
 import { migrate } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -114,6 +118,7 @@ class SqliteStore implements Store {
   readonly certificateAuthorities: CertificateAuthorityStore;
   readonly clientCertificates: ClientCertificateStore;
   readonly certificateDeliveries: CertificateDeliveryStore;
+  readonly documents: DocumentStore;
   private readonly sweep: (now: number) => void;
   private readonly pingStatement: Database.Statement;
 
@@ -131,6 +136,7 @@ class SqliteStore implements Store {
     this.certificateAuthorities = new SqliteCertificateAuthorityStore(db);
     this.clientCertificates = new SqliteClientCertificateStore(db);
     this.certificateDeliveries = new SqliteCertificateDeliveryStore(db);
+    this.documents = new SqliteDocumentStore(db);
     this.pingStatement = db.prepare('SELECT 1');
     const sweepChallenges = db.prepare('DELETE FROM challenges WHERE expires_at <= ?');
     const sweepSessions = db.prepare('DELETE FROM sessions WHERE absolute_expires_at <= ?');
@@ -140,6 +146,7 @@ class SqliteStore implements Store {
     const sweepThrottles = db.prepare('DELETE FROM login_throttles WHERE expires_at <= ?');
     const sweepDeliveries = db.prepare('DELETE FROM certificate_deliveries WHERE expires_at <= ?');
     const sweepDownloadLinks = db.prepare('DELETE FROM certificate_download_links WHERE expires_at <= ?');
+    const sweepDocuments = db.prepare('DELETE FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?');
     this.sweep = db.transaction((now: number) => {
       sweepDeliveries.run(now);
       sweepDownloadLinks.run(now);
@@ -148,6 +155,7 @@ class SqliteStore implements Store {
       sweepTokens.run(now);
       sweepTotpSteps.run(now);
       sweepThrottles.run(now);
+      sweepDocuments.run(now);
     });
   }
 
@@ -1476,6 +1484,116 @@ function mapRow<R, T>(row: R | undefined, map: (row: R) => T): T | undefined {
 }
 
 /** True for a UNIQUE / PRIMARY KEY violation on `table.column` (the driver names the column in the message). */
+// ---------------------------------------------------------------------------------------------
+// Named documents
+
+interface DocumentRow {
+  kind: string;
+  id: string;
+  body: string;
+  version: number;
+  updated_at: number;
+  expires_at: number | null;
+}
+
+function documentFromRow(row: DocumentRow): StoredDocument {
+  return {
+    kind: row.kind,
+    id: row.id,
+    body: row.body,
+    version: row.version,
+    updatedAt: row.updated_at,
+    ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }),
+  };
+}
+
+const isLive = (row: DocumentRow, now: number): boolean => row.expires_at === null || row.expires_at > now;
+
+class SqliteDocumentStore implements DocumentStore {
+  private readonly select: Database.Statement;
+  private readonly upsert: Database.Statement;
+  private readonly remove: Database.Statement;
+  private readonly page: Database.Statement;
+  private readonly write: (doc: DocumentWrite, now: number, expectedVersion: number | undefined) => StoredDocument;
+
+  constructor(db: Database.Database) {
+    this.select = db.prepare('SELECT * FROM documents WHERE kind = ? AND id = ?');
+    this.upsert = db.prepare(
+      `INSERT INTO documents (kind, id, body, version, updated_at, expires_at)
+       VALUES (@kind, @id, @body, @version, @updatedAt, @expiresAt)
+       ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, version = excluded.version,
+         updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+    );
+    this.remove = db.prepare('DELETE FROM documents WHERE kind = ? AND id = ?');
+    // Ids from `after` on, filtered by prefix with substr (LIKE would treat % and _ in ids as wildcards).
+    this.page = db.prepare(
+      `SELECT * FROM documents
+       WHERE kind = @kind AND id > @after AND substr(id, 1, length(@prefix)) = @prefix
+         AND (expires_at IS NULL OR expires_at > @now)
+       ORDER BY id LIMIT @limit`,
+    );
+    // One immediate transaction: the version check and the write cannot interleave with another writer.
+    const write = db.transaction((doc: DocumentWrite, now: number, expectedVersion: number | undefined): StoredDocument => {
+      const current = this.select.get(doc.kind, doc.id) as DocumentRow | undefined;
+      const live = current && isLive(current, now) ? current : undefined;
+      if (expectedVersion !== undefined && (live?.version ?? 0) !== expectedVersion) {
+        throw new ConcurrentUpdateError('document', `${doc.kind}/${doc.id}`);
+      }
+      const stored: StoredDocument = {
+        kind: doc.kind,
+        id: doc.id,
+        body: doc.body,
+        version: (live?.version ?? 0) + 1,
+        updatedAt: now,
+        ...(doc.expiresAt === undefined ? {} : { expiresAt: doc.expiresAt }),
+      };
+      this.upsert.run({ ...stored, expiresAt: doc.expiresAt ?? null });
+      return stored;
+    });
+    this.write = write.immediate;
+  }
+
+  get(kind: string, id: string, now: number): Promise<StoredDocument | undefined> {
+    return run(() => {
+      checkDocumentKey(kind, id);
+      const row = this.select.get(kind, id) as DocumentRow | undefined;
+      return row && isLive(row, now) ? documentFromRow(row) : undefined;
+    });
+  }
+
+  put(doc: DocumentWrite, opts: { readonly now: number; readonly expectedVersion?: number }): Promise<StoredDocument> {
+    return run(() => {
+      checkDocumentWrite(doc, opts.expectedVersion);
+      return this.write(doc, opts.now, opts.expectedVersion);
+    });
+  }
+
+  delete(kind: string, id: string, expectedVersion?: number): Promise<boolean> {
+    return run(() => {
+      checkDocumentKey(kind, id);
+      if (expectedVersion === undefined) return this.remove.run(kind, id).changes > 0;
+      const row = this.select.get(kind, id) as DocumentRow | undefined;
+      if (!row || row.version !== expectedVersion) throw new ConcurrentUpdateError('document', `${kind}/${id}`);
+      return this.remove.run(kind, id).changes > 0;
+    });
+  }
+
+  list(
+    kind: string,
+    opts: { readonly now: number; readonly prefix?: string; readonly limit?: number; readonly cursor?: string },
+  ): Promise<{ documents: StoredDocument[]; cursor?: string }> {
+    return run(() => {
+      checkDocumentKey(kind, 'x');
+      const limit = documentPageSize(opts.limit);
+      const after = decodeDocumentCursor(opts.cursor) ?? '';
+      const rows = this.page.all({ kind, after, prefix: opts.prefix ?? '', now: opts.now, limit: limit + 1 }) as DocumentRow[];
+      const more = rows.length > limit;
+      const documents = rows.slice(0, limit).map(documentFromRow);
+      return more ? { documents, cursor: encodeDocumentCursor(documents[documents.length - 1]!.id) } : { documents };
+    });
+  }
+}
+
 function isConstraint(err: unknown, column: string): boolean {
   if (!(err instanceof Database.SqliteError)) return false;
   if (err.code !== 'SQLITE_CONSTRAINT_UNIQUE' && err.code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;

@@ -18,6 +18,8 @@ import {
   UsernameTakenError,
 } from '../../../runtime/store/errors.js';
 import { randomId, timeSortableId } from '../../../runtime/store/ids.js';
+import { acquireLease, leaseHolder, releaseLease, renewLease } from '../../../runtime/store/lease.js';
+import { DOCUMENT_BODY_LIMIT } from '../../../runtime/store/types.js';
 import type {
   AuditEvent,
   CertificateDelivery,
@@ -1341,6 +1343,122 @@ export function describeStoreConformance(
           expect(await store.certificateDeliveries.get('4a07')).toBeUndefined();
           await expect(store.certificateDeliveries.consumeLink(oldLink.id, now)).rejects.toMatchObject({ reason: 'unknown' });
         }
+      });
+    });
+
+    describe('documents', () => {
+      // A kind per test run, so DynamoDB Local's shared table never mixes runs.
+      const kind = () => `test-${randomId().toLowerCase().replace(/[^a-z0-9]/g, 'x').slice(0, 20)}`;
+
+      it('creates at version 1, reads back, and counts versions up', async () => {
+        const k = kind();
+        const first = await store.documents.put({ kind: k, id: 'a', body: '{"n":1}' }, { now: T0 });
+        expect(first).toEqual({ kind: k, id: 'a', body: '{"n":1}', version: 1, updatedAt: T0 });
+        expect(await store.documents.get(k, 'a', T0)).toEqual(first);
+        const second = await store.documents.put({ kind: k, id: 'a', body: '{"n":2}' }, { now: T0 + 1, expectedVersion: 1 });
+        expect(second.version).toBe(2);
+        expect(await store.documents.get(k, 'a', T0 + 1)).toEqual(second);
+        const third = await store.documents.put({ kind: k, id: 'a', body: '{"n":3}' }, { now: T0 + 2 });
+        expect(third.version).toBe(3);
+      });
+
+      it('refuses a write on a stale version, and a create over an existing document', async () => {
+        const k = kind();
+        await store.documents.put({ kind: k, id: 'a', body: 'one' }, { now: T0, expectedVersion: 0 });
+        await expect(store.documents.put({ kind: k, id: 'a', body: 'again' }, { now: T0, expectedVersion: 0 })).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        await store.documents.put({ kind: k, id: 'a', body: 'two' }, { now: T0, expectedVersion: 1 });
+        await expect(store.documents.put({ kind: k, id: 'a', body: 'stale' }, { now: T0, expectedVersion: 1 })).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        await expect(store.documents.put({ kind: k, id: 'b', body: 'missing' }, { now: T0, expectedVersion: 3 })).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        expect((await store.documents.get(k, 'a', T0))?.body).toBe('two');
+      });
+
+      it('lets exactly one of two racing creates win', async () => {
+        const k = kind();
+        const results = await Promise.allSettled([
+          store.documents.put({ kind: k, id: 'race', body: 'x' }, { now: T0, expectedVersion: 0 }),
+          store.documents.put({ kind: k, id: 'race', body: 'y' }, { now: T0, expectedVersion: 0 }),
+        ]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof ConcurrentUpdateError)).toHaveLength(1);
+      });
+
+      it('treats an expired document as absent, for reads, lists and creates', async () => {
+        const k = kind();
+        await store.documents.put({ kind: k, id: 'e', body: 'old', expiresAt: T0 + 1000 }, { now: T0 });
+        expect((await store.documents.get(k, 'e', T0 + 999))?.expiresAt).toBe(T0 + 1000);
+        expect(await store.documents.get(k, 'e', T0 + 1000)).toBeUndefined();
+        expect((await store.documents.list(k, { now: T0 + 1000 })).documents).toEqual([]);
+        await expect(store.documents.put({ kind: k, id: 'e', body: 'stale' }, { now: T0 + 1000, expectedVersion: 1 })).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        const fresh = await store.documents.put({ kind: k, id: 'e', body: 'new' }, { now: T0 + 1000, expectedVersion: 0 });
+        expect(fresh).toMatchObject({ body: 'new', version: 1 });
+        expect(fresh.expiresAt).toBeUndefined();
+        expect((await store.documents.get(k, 'e', T0 + 5000))?.body).toBe('new');
+      });
+
+      it('lists in id order, by prefix, page by page', async () => {
+        const k = kind();
+        const ids = ['user:b', 'user:a', 'route:x', 'user:c', 'user:a%', 'user_z'];
+        for (const id of ids) await store.documents.put({ kind: k, id, body: id }, { now: T0 });
+        await store.documents.put({ kind: kind(), id: 'user:other-kind', body: '' }, { now: T0 });
+        const all = await store.documents.list(k, { now: T0 });
+        expect(all.documents.map((d) => d.id)).toEqual([...ids].sort());
+        expect(all.cursor).toBeUndefined();
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.documents.list(k, { now: T0, prefix: 'user:', limit: 2, ...(cursor ? { cursor } : {}) });
+          expect(page.documents.length).toBeLessThanOrEqual(2);
+          seen.push(...page.documents.map((d) => d.id));
+          cursor = page.cursor;
+        } while (cursor);
+        expect(seen).toEqual(['user:a', 'user:a%', 'user:b', 'user:c']);
+      });
+
+      it('deletes, and refuses a delete on a stale version', async () => {
+        const k = kind();
+        await store.documents.put({ kind: k, id: 'd', body: '1' }, { now: T0 });
+        await store.documents.put({ kind: k, id: 'd', body: '2' }, { now: T0 });
+        await expect(store.documents.delete(k, 'd', 1)).rejects.toBeInstanceOf(ConcurrentUpdateError);
+        expect(await store.documents.delete(k, 'd', 2)).toBe(true);
+        expect(await store.documents.get(k, 'd', T0)).toBeUndefined();
+        expect(await store.documents.delete(k, 'd')).toBe(false);
+      });
+
+      it('refuses bad kinds, ids, bodies and cursors with a named error', async () => {
+        const k = kind();
+        await expect(store.documents.put({ kind: 'Bad Kind', id: 'a', body: '' }, { now: T0 })).rejects.toBeInstanceOf(StoreError);
+        await expect(store.documents.put({ kind: k, id: '', body: '' }, { now: T0 })).rejects.toBeInstanceOf(StoreError);
+        await expect(store.documents.put({ kind: k, id: 'a\u0000b', body: '' }, { now: T0 })).rejects.toBeInstanceOf(StoreError);
+        await expect(store.documents.put({ kind: k, id: 'x'.repeat(513), body: '' }, { now: T0 })).rejects.toBeInstanceOf(StoreError);
+        await expect(store.documents.put({ kind: k, id: 'big', body: 'x'.repeat(DOCUMENT_BODY_LIMIT + 1) }, { now: T0 })).rejects.toBeInstanceOf(StoreError);
+        await expect(store.documents.list(k, { now: T0, cursor: '../../etc' })).rejects.toBeInstanceOf(StoreError);
+        // Japanese text counts in bytes, and a body at the limit is accepted.
+        const atLimit = 'あ'.repeat(Math.floor(DOCUMENT_BODY_LIMIT / 3));
+        expect((await store.documents.put({ kind: k, id: 'ja', body: atLimit }, { now: T0 })).body).toBe(atLimit);
+      });
+
+      it('leases: one holder at a time, renewal, expiry and release', async () => {
+        const name = `job-${randomId().toLowerCase()}`;
+        const a = await acquireLease(store.documents, { name, holder: 'node-a', ttlMs: 10_000, now: T0 });
+        expect(a).toMatchObject({ name, holder: 'node-a', expiresAt: T0 + 10_000 });
+        expect(await acquireLease(store.documents, { name, holder: 'node-b', ttlMs: 10_000, now: T0 + 1 })).toBeUndefined();
+        expect(await leaseHolder(store.documents, name, T0 + 1)).toEqual({ holder: 'node-a', expiresAt: T0 + 10_000 });
+        const renewed = await renewLease(store.documents, a!, { ttlMs: 10_000, now: T0 + 5000 });
+        expect(renewed?.expiresAt).toBe(T0 + 15_000);
+        // The stale handle cannot renew: only the newest write holds.
+        expect(await renewLease(store.documents, a!, { ttlMs: 10_000, now: T0 + 5001 })).toBeUndefined();
+        // Expired: another node takes it, and the old holder has lost it.
+        const b = await acquireLease(store.documents, { name, holder: 'node-b', ttlMs: 10_000, now: T0 + 15_000 });
+        expect(b?.holder).toBe('node-b');
+        expect(await renewLease(store.documents, renewed!, { ttlMs: 10_000, now: T0 + 15_001 })).toBeUndefined();
+        await releaseLease(store.documents, renewed!); // lost: harmless
+        expect((await leaseHolder(store.documents, name, T0 + 15_002))?.holder).toBe('node-b');
+        await releaseLease(store.documents, b!);
+        expect(await leaseHolder(store.documents, name, T0 + 15_003)).toBeUndefined();
+        const racers = await Promise.all(
+          ['n1', 'n2', 'n3', 'n4'].map((holder) => acquireLease(store.documents, { name, holder, ttlMs: 10_000, now: T0 + 20_000 })),
+        );
+        expect(racers.filter(Boolean)).toHaveLength(1);
       });
     });
 
