@@ -22,7 +22,18 @@ export interface RouteRewriter {
    * the body. A failing rule never breaks a page silently: the rewriter reports it with the
    * rule's id through the error callback it was built with.
    */
-  responseHead(status: number, headers: string[], request: { readonly method: string; readonly target: string }): { headers: string[]; body?: Transform };
+  responseHead(
+    status: number,
+    headers: string[],
+    request: {
+      readonly method: string;
+      readonly target: string;
+      /** The origin the client used (`https://host[:port]`); internal URLs become this. @default the rewriter's build-time publicOrigin */
+      readonly publicOrigin?: string;
+      /** Named in rule error reports so the log line can be tied to the request. */
+      readonly requestId?: string;
+    },
+  ): { headers: string[]; body?: Transform };
 }
 
 export type ResponseHeadDecision =
