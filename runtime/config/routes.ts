@@ -45,8 +45,12 @@ export interface RouteConfig {
   readonly preserveHost: boolean;
   /** How an https upstream is verified and what Kanmon presents to it; absent for http upstreams without settings. */
   readonly upstreamTls?: RouteUpstreamTlsConfig;
-  /** Timeouts, connection reuse, retries and the request body limit toward the upstream. */
-  readonly connection: RouteConnectionConfig;
+  /**
+   * Timeouts, connection reuse, retries and the request body limit toward the upstream.
+   * Always filled by the parser; optional only so routes built in code (the admin console's)
+   * need not spell it out. @default CONNECTION_DEFAULTS
+   */
+  readonly connection?: RouteConnectionConfig;
   /** Kanmon signs in to the upstream for the user: its login form, HTTP Basic or an API header (runtime/upstream-auth). @default none */
   readonly upstreamAuth?: UpstreamAuthConfig;
   /** Path, header, redirect, cookie and body rewriting (runtime/rewrite). @default none: requests and responses pass untouched */

@@ -1,3 +1,4 @@
 export { createForwarder, type Forwarder, type ForwarderOptions, type UpstreamTlsOptions } from './forwarder.js';
 export type { ForwardContext } from './headers.js';
-export type { ErrorPage, UpstreamErrorKind } from './upstream-errors.js';
+export type { ErrorPage, GatewayErrorStatus, UpstreamErrorKind } from './upstream-errors.js';
+export type { ExchangeHooks, ResponseHeadDecision, RouteRewriter } from './hooks.js';

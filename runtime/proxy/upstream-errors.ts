@@ -4,12 +4,21 @@
  * The client only ever learns "bad gateway" or "gateway timeout" and a request id; the
  * upstream's address and the error detail go to the operator through `onError`.
  */
+import type { IncomingMessage } from 'node:http';
 import type { ForwardContext } from './headers.js';
 
 /** connect: nothing listening / unresolvable / TLS refused; timeout: no answer in time; reset: the connection broke. */
 export type UpstreamErrorKind = 'connect' | 'timeout' | 'reset';
 
-export type ErrorPage = (status: 502 | 504, ctx: ForwardContext) => { contentType: string; body: string };
+/** The statuses Kanmon answers in place of the upstream: body too large, upstream unreachable, upstream too slow. */
+export type GatewayErrorStatus = 413 | 502 | 504;
+
+/** Renders the page for one of those; `req` gives the language (?lang, cookie, Accept-Language) and the retry URL. */
+export type ErrorPage = (
+  status: GatewayErrorStatus,
+  ctx: ForwardContext,
+  req: IncomingMessage,
+) => { contentType: string; body: string; headers?: Readonly<Record<string, string>> };
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 const CONNECT_CODES = new Set([
@@ -53,5 +62,7 @@ export const genericErrorPage: ErrorPage = (status, ctx) => ({
   body:
     status === 504
       ? `Gateway Timeout: the application did not answer in time.\nRequest id: ${ctx.requestId}\n`
-      : `Bad Gateway: the application is not reachable right now.\nRequest id: ${ctx.requestId}\n`,
+      : status === 413
+        ? `Payload Too Large: the request body is larger than this application accepts.\nRequest id: ${ctx.requestId}\n`
+        : `Bad Gateway: the application is not reachable right now.\nRequest id: ${ctx.requestId}\n`,
 });

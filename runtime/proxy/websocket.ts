@@ -30,6 +30,10 @@ export interface UpgradeTunnelOptions {
   readonly onError?: (kind: UpstreamErrorKind, req: IncomingMessage, err: Error) => void;
   /** Live sockets, so the forwarder can cut them all on close; entries remove themselves. */
   readonly tunnels: Set<Duplex>;
+  /** The request target to send (before the upstream's base path). @default the client's */
+  readonly path?: string;
+  /** Last changes to the upstream request headers (a route's rewriter, sign-in hooks). */
+  readonly prepareHeaders?: (headers: string[]) => string[];
 }
 
 class HandshakeTimeoutError extends Error {
@@ -49,7 +53,8 @@ export function openUpgradeTunnel(
   opts: UpgradeTunnelOptions,
 ): void {
   const upgrade = headerValue(req.rawHeaders, 'upgrade') ?? 'websocket';
-  const { headers } = upstreamRequestHeaders(req.rawHeaders, ctx, { host: opts.host, upgrade });
+  const built = upstreamRequestHeaders(req.rawHeaders, ctx, { host: opts.host, upgrade }).headers;
+  const headers = opts.prepareHeaders ? opts.prepareHeaders(built) : built;
   const transport = target.protocol === 'https:' ? https : http;
   let settled = false;
   let upstreamSocket: Duplex | undefined;
@@ -68,7 +73,7 @@ export function openUpgradeTunnel(
     host: target.hostname,
     port: target.port,
     method: req.method ?? 'GET',
-    path: target.basePath + (req.url?.startsWith('/') ? req.url : '/'),
+    path: target.basePath + (opts.path ?? (req.url?.startsWith('/') ? req.url : '/')),
     headers,
     setHost: false,
     agent: false,
@@ -82,10 +87,11 @@ export function openUpgradeTunnel(
     opts.onError?.(kind, req, err);
     const status = statusFor(kind);
     if (client.writable) {
-      const page = opts.errorPage(status, ctx);
+      const page = opts.errorPage(status, ctx, req);
       const body = Buffer.from(page.body);
       client.end(
         responseHead(status, status === 504 ? 'Gateway Timeout' : 'Bad Gateway', [
+          ...Object.entries(page.headers ?? {}).flat(),
           'Content-Type', page.contentType,
           'Content-Length', String(body.length),
           'Cache-Control', 'no-store',
