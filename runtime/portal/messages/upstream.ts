@@ -1,5 +1,13 @@
 /** Upstream applications: error pages, stored upstream credentials, legacy form login. Merged into the catalog by ../i18n.ts; every key in both languages. */
 export const upstreamEn = {
+  'upstream.error.badGatewayTitle': 'The application is not reachable',
+  'upstream.error.badGatewayBody': 'Kanmon could not reach the application right now. It may be restarting or down for maintenance. Please try again in a moment; if it keeps happening, tell your administrator and give them the request ID below.',
+  'upstream.error.timeoutTitle': 'The application did not answer in time',
+  'upstream.error.timeoutBody': 'The application took too long to answer. Please try again in a moment; if it keeps happening, tell your administrator and give them the request ID below.',
+  'upstream.error.tooLargeTitle': 'The upload is too large',
+  'upstream.error.tooLargeBody': 'What you sent is larger than this application accepts through Kanmon. Please send a smaller file, or ask your administrator to raise the limit.',
+  'upstream.error.retry': 'Try again',
+  'upstream.error.back': 'Go back',
   'upstream.signIn.failedTitle': 'Could not sign in to the application',
   'upstream.signIn.notAccepted': 'Kanmon signed in to the application for you, but it still asks for a sign-in. Please try again in a moment; if it keeps happening, tell your administrator.',
   'upstream.signIn.unavailable': 'Kanmon could not complete the sign-in to the application (it did not answer as expected). Please try again in a moment.',
@@ -33,6 +41,14 @@ export const upstreamEn = {
 } as const;
 
 export const upstreamJa: Record<keyof typeof upstreamEn, string> = {
+  'upstream.error.badGatewayTitle': 'アプリケーションに接続できません',
+  'upstream.error.badGatewayBody': '現在、Kanmon からアプリケーションに接続できません。再起動中か、メンテナンス中の可能性があります。しばらくしてからもう一度お試しください。繰り返し発生する場合は、下のリクエスト ID を添えて管理者にお知らせください。',
+  'upstream.error.timeoutTitle': 'アプリケーションが時間内に応答しませんでした',
+  'upstream.error.timeoutBody': 'アプリケーションの応答に時間がかかりすぎました。しばらくしてからもう一度お試しください。繰り返し発生する場合は、下のリクエスト ID を添えて管理者にお知らせください。',
+  'upstream.error.tooLargeTitle': 'アップロードするデータが大きすぎます',
+  'upstream.error.tooLargeBody': '送信したデータが、Kanmon 経由でこのアプリケーションが受け付ける上限を超えています。小さいファイルで送信するか、上限を上げるよう管理者に依頼してください。',
+  'upstream.error.retry': 'もう一度試す',
+  'upstream.error.back': '戻る',
   'upstream.signIn.failedTitle': 'アプリケーションにサインインできませんでした',
   'upstream.signIn.notAccepted': 'Kanmon がアプリケーションへのサインインを代行しましたが、アプリケーションが再度サインインを求めています。しばらくしてからもう一度お試しください。繰り返し起きる場合は管理者に連絡してください。',
   'upstream.signIn.unavailable': 'アプリケーションへのサインインを完了できませんでした（想定どおりの応答がありませんでした）。しばらくしてからもう一度お試しください。',
