@@ -113,8 +113,8 @@ export function validateRewrite(value: unknown, where: string, errors: string[])
   const addPrefix = pathPrefix(p, 'addPrefix', `${where}.path`, errors);
 
   const regexTimeoutMs = int(asSection(r.body, `${where}.body`, []), 'regexTimeoutMs', `${where}.body`, errors, 250, 10, 10_000);
-  const requestHeaders = ruleList(r.requestHeaders, `${where}.requestHeaders`, errors, (rule, at, id) => requestHeaderRule(rule, at, id, errors));
-  const responseHeaders = ruleList(r.responseHeaders, `${where}.responseHeaders`, errors, (rule, at, id) => responseHeaderRule(rule, at, id, errors));
+  const requestHeaders = ruleList(r.requestHeaders, `${where}.requestHeaders`, 'requestHeaders', errors, (rule, at, id) => requestHeaderRule(rule, at, id, errors));
+  const responseHeaders = ruleList(r.responseHeaders, `${where}.responseHeaders`, 'responseHeaders', errors, (rule, at, id) => responseHeaderRule(rule, at, id, errors));
 
   const redirects = bool(r, 'redirects', where, errors, true);
   const htmlUrls = bool(r, 'htmlUrls', where, errors, false);
@@ -140,7 +140,7 @@ export function validateRewrite(value: unknown, where: string, errors: string[])
     } else contentTypes = (b.contentTypes as string[]).map((t) => t.toLowerCase());
   }
   const maxBufferBytes = int(b, 'maxBufferBytes', `${where}.body`, errors, 8 * 1024 * 1024, 1024, 256 * 1024 * 1024);
-  const replace = ruleList(b.replace, `${where}.body.replace`, errors, (rule, at, id) => bodyRule(rule, at, id, errors));
+  const replace = ruleList(b.replace, `${where}.body.replace`, 'body.replace', errors, (rule, at, id) => bodyRule(rule, at, id, errors));
 
   return {
     internalUrls,
@@ -225,7 +225,7 @@ function pathPrefix(section: Section, key: string, where: string, errors: string
   return v.replace(/\/+$/, '');
 }
 
-function ruleList<T>(value: unknown, where: string, errors: string[], read: (rule: Section, at: string, id: string) => T | undefined): T[] {
+function ruleList<T>(value: unknown, where: string, idPrefix: string, errors: string[], read: (rule: Section, at: string, id: string) => T | undefined): T[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) {
     errors.push(`${where}: must be a list of rules, got ${show(value)}`);
@@ -236,7 +236,7 @@ function ruleList<T>(value: unknown, where: string, errors: string[], read: (rul
   value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
     const rule = asSection(raw, at, errors);
-    const id = rule.id === undefined ? at.slice(at.indexOf('.') + 1) : rule.id;
+    const id = rule.id === undefined ? `${idPrefix}[${i}]` : rule.id;
     if (typeof id !== 'string' || !/^[A-Za-z0-9_.:[\]-]{1,64}$/.test(id)) {
       errors.push(`${at}: option 'id' must be 1-64 letters, digits, '-', '_', '.' or ':', got ${show(rule.id)}`);
       return;
