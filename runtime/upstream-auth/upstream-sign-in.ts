@@ -1,0 +1,374 @@
+/**
+ * Upstream sign-in per request, for routes with `upstreamAuth`. The gateway hands such
+ * requests here (after session and policy allowed them) instead of to the forwarder directly.
+ *
+ * - `basic` and `header`: the stored credentials become an Authorization or API header.
+ * - `form`: the request carries the jar's cookies for (Kanmon session, route). When the jar
+ *   holds no upstream session yet, Kanmon signs in first. Set-Cookie from the upstream goes into
+ *   the jar, never to the browser. When the upstream asks for a login anyway (a redirect to its
+ *   login page, a configured status, or a marker in an HTML body), the answer is discarded,
+ *   Kanmon signs in again and replays the request: server-side for bodiless requests; a request
+ *   with a body already went upstream and was consumed, so the browser is sent a 307 to the
+ *   same URL and sends its body again itself (what a user would expect of an expired session:
+ *   the form just goes through), once.
+ *
+ * A refused password is marked on the stored credentials and never tried again until the user
+ * (or an administrator) replaces it: an upstream may lock an account after a few wrong tries.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import type { FormLoginConfig, UpstreamAuthConfig } from '../config/upstream-auth.js';
+import type { RouteConfig } from '../config/schema.js';
+import { readCookie } from '../http/cookies.js';
+import { LANG_COOKIE, pickLang, translator, type MessageKey } from '../portal/i18n.js';
+import { messagePage } from '../portal/pages/messages.js';
+import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
+import type { ExchangeHooks, ResponseHeadDecision } from '../proxy/hooks.js';
+import type { ForwardContext } from '../proxy/index.js';
+import type { AuditLog } from '../services/audit-log.js';
+import type { RequestContext } from '../services/request-context.js';
+import type { ActiveSession } from '../services/sessions.js';
+import type { ResolvedCredentials, UpstreamCredentialService } from '../services/upstream-credentials.js';
+import type { DocumentStore } from '../store/types.js';
+import { applySetCookies, takeSetCookies, upstreamCookieHeader } from './cookie-jar.js';
+import { JarStore, type JarState } from './jar-store.js';
+import { createSignInDispatcher, isRedirect, redirectsToLogin, signInWithForm, signOutOfUpstream, type SignInClient } from './sign-in.js';
+
+/** Largest HTML body looked at for a login marker; bigger pages are not login pages. */
+export const MARKER_BODY_LIMIT = 256 * 1024;
+/** Where users store their credentials for an application. */
+export const APPS_PAGE = '/.kanmon/account/apps';
+
+/** The forwarder as this module uses it: one request, with hooks. */
+export interface HookedForwarder {
+  forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext, hooks?: ExchangeHooks): void;
+}
+
+export interface SignInExchange {
+  readonly route: RouteConfig;
+  readonly forwarder: HookedForwarder;
+  readonly ctx: ForwardContext;
+  /** The Kanmon session; absent on certificate-only access, which cannot hold a jar. */
+  readonly session?: ActiveSession;
+}
+
+export interface UpstreamSignInOptions {
+  readonly documents: DocumentStore;
+  readonly credentials: UpstreamCredentialService;
+  readonly audit: AuditLog;
+  readonly logger: Logger;
+  /** How a route's upstream is reached: its URL (the demo's resolved) and TLS connect options. */
+  readonly upstreamOf: (route: RouteConfig) => { readonly url: string; readonly tls?: Readonly<Record<string, unknown>> };
+  /** How long a node trusts its cached copy of a jar before re-reading the store. @default 2000 */
+  readonly jarCacheMs?: number;
+  readonly now?: () => number;
+}
+
+type SignInResult = 'signed-in' | 'missing' | 'rejected' | 'failed';
+
+export class UpstreamSignIn {
+  readonly #jars: JarStore;
+  readonly #dispatchers = new Map<string, Dispatcher>();
+  readonly #inflight = new Map<string, Promise<SignInResult>>();
+  readonly #routes: ReadonlyMap<string, RouteConfig>;
+  readonly #now: () => number;
+
+  constructor(
+    private readonly opts: UpstreamSignInOptions,
+    routes: readonly RouteConfig[],
+  ) {
+    this.#now = opts.now ?? Date.now;
+    this.#jars = new JarStore(opts.documents, { cacheMs: opts.jarCacheMs ?? 2000, maxEntries: 10_000, now: this.#now });
+    this.#routes = new Map(routes.filter((r) => r.upstreamAuth).map((r) => [r.id, r]));
+  }
+
+  /** Forwards one request of a route with upstreamAuth. Never throws; failures become pages. */
+  forward(req: IncomingMessage, res: ServerResponse, x: SignInExchange): void {
+    this.#forward(req, res, x).catch((err: unknown) => {
+      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
+      this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
+    });
+  }
+
+  async #forward(req: IncomingMessage, res: ServerResponse, x: SignInExchange): Promise<void> {
+    const auth = x.route.upstreamAuth!;
+    const active = x.session;
+    if (!active) return this.#page(req, res, 403, 'upstream.signIn.needsSession', x.ctx.requestId, '/.kanmon/login');
+    const creds = await this.opts.credentials.resolve(x.route, active.user);
+    if (!creds) return this.#credentialsNeeded(req, res, x, auth, 'missing');
+    if (creds.rejectedAt !== undefined) return this.#credentialsNeeded(req, res, x, auth, 'rejected');
+
+    if (auth.kind === 'header') {
+      x.forwarder.forward(req, res, x.ctx, { upstreamHeaders: [auth.header, `${auth.valuePrefix}${creds.secret}`] });
+      return;
+    }
+    if (auth.kind === 'basic') {
+      const value = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`, 'utf8').toString('base64')}`;
+      x.forwarder.forward(req, res, x.ctx, {
+        upstreamHeaders: ['authorization', value],
+        // 401 to our credentials: refused. The browser must not get the upstream's Basic prompt.
+        inspectResponse: (status) =>
+          status === 401
+            ? {
+                kind: 'intercept',
+                onIntercept: () => {
+                  void this.opts.credentials
+                    .markRejected(x.route, active.user, creds, 'the upstream answered 401 to HTTP Basic', this.#context(req, x.ctx))
+                    .catch((err: unknown) => this.opts.logger.warn({ err, route: x.route.id }, 'refused upstream credentials could not be marked'))
+                    .finally(() => this.#credentialsNeeded(req, res, x, auth, 'rejected'));
+                },
+              }
+            : PASS,
+      });
+      return;
+    }
+
+    const jarId = JarStore.idOf(active.session.id, x.route.id);
+    let jar = await this.#jars.get(jarId);
+    if (jar.signedInAt === undefined) {
+      const result = await this.#signIn(req, x, auth, creds, jarId, undefined);
+      if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
+      jar = await this.#jars.get(jarId);
+    }
+    this.#forwardWithJar(req, res, x, auth, creds, jarId, jar, false);
+  }
+
+  #forwardWithJar(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, jar: JarState, replay: boolean): void {
+    const path = req.url ?? '/';
+    const now = this.#now();
+    const cookie = upstreamCookieHeader(req.headers.cookie, jar.cookies, path, now) ?? '';
+    const bodiless = !hasBody(req);
+    // Only routes with a body marker, and only answers that can be a login page, pay for a look at the body.
+    const markerCandidate = auth.detect.bodyMarker !== undefined && bodiless && req.method === 'GET' && acceptsHtml(req);
+    const upstreamHeaders = markerCandidate ? ['cookie', cookie, 'accept-encoding', 'identity'] : ['cookie', cookie];
+    const expiresAt = x.session!.session.absoluteExpiresAt;
+    const relogin = (): Settled => ({ kind: 'intercept', onIntercept: () => this.#relogin(req, res, x, auth, creds, jarId, jar, replay) });
+
+    const inspectResponse = (status: number, headers: string[]): ResponseHeadDecision => {
+      const taken = takeSetCookies(headers);
+      if (taken) {
+        // The jar learns the cookies; the browser never sees them.
+        this.#jars
+          .update(jarId, expiresAt, (s) => ({ ...s, cookies: applySetCookies(s.cookies, taken.setCookies, path, this.#now()) }))
+          .catch((err: unknown) => this.opts.logger.warn({ err, route: x.route.id }, 'upstream cookies could not be stored in the jar'));
+      }
+      const pass: Settled = taken ? { kind: 'pass', headers: taken.rest } : PASS;
+      if (this.#wantsLogin(auth, status, headers, path)) return relogin();
+      if (markerCandidate && status >= 200 && status < 300 && isHtml(headers)) {
+        const marker = Buffer.from(auth.detect.bodyMarker!, 'utf8');
+        return {
+          kind: 'inspect-body',
+          maxBytes: MARKER_BODY_LIMIT,
+          decide: (body) => (body.includes(marker) ? relogin() : this.#confirmed(jarId, expiresAt, jar, pass)),
+        };
+      }
+      return this.#confirmed(jarId, expiresAt, jar, pass);
+    };
+    x.forwarder.forward(req, res, x.ctx, { upstreamHeaders, inspectResponse });
+  }
+
+  /** An answer passed after a sign-in: the upstream accepts the jar (the loop guard in #relogin relies on this). */
+  #confirmed<T extends ResponseHeadDecision>(jarId: string, expiresAt: number, jar: JarState, decision: T): T {
+    if (!jar.confirmed && jar.signedInAt !== undefined) {
+      this.#jars.update(jarId, expiresAt, (s) => (s.signedInAt === jar.signedInAt ? { ...s, confirmed: true } : s)).catch(() => undefined);
+    }
+    return decision;
+  }
+
+  #wantsLogin(auth: FormLoginConfig, status: number, headers: readonly string[], path: string): boolean {
+    if (auth.detect.statuses.includes(status)) return true;
+    if (auth.detect.redirectToLogin && isRedirect(status)) {
+      const location = headerOf(headers, 'location');
+      // The upstream names itself by whatever host it likes; the login path is what counts.
+      if (location !== undefined && redirectsToLogin('http://upstream.invalid', path, location, auth.loginUrl)) return true;
+    }
+    return false;
+  }
+
+  #relogin(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, used: JarState, replay: boolean): void {
+    (async () => {
+      // Signed in moments ago and still asked: the upstream does not take Kanmon's sign-in. No loop.
+      if (replay || (used.signedInAt !== undefined && !used.confirmed)) {
+        await this.opts.audit.record({
+          type: 'upstream.signin',
+          result: 'failure',
+          reason: 'not-accepted',
+          userId: x.session!.user.id,
+          username: x.session!.user.username,
+          context: this.#context(req, x.ctx),
+          details: { route: x.route.id },
+        });
+        return this.#page(req, res, 502, 'upstream.signIn.notAccepted', x.ctx.requestId);
+      }
+      const result = await this.#signIn(req, x, auth, creds, jarId, used.signedInAt);
+      if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
+      if (hasBody(req)) {
+        // The body went upstream already and is gone; the browser still has it and sends it again.
+        res.writeHead(307, { location: req.url ?? '/', 'cache-control': 'no-store', 'content-length': 0 });
+        res.end();
+        return;
+      }
+      this.#forwardWithJar(req, res, x, auth, creds, jarId, await this.#jars.get(jarId), true);
+    })().catch((err: unknown) => {
+      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
+      this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
+    });
+  }
+
+  /**
+   * Signs in once per jar at a time (parallel requests of one page share it). `staleSignIn` is
+   * the sign-in the caller's jar had: when the jar now holds a newer one, that one is used.
+   */
+  #signIn(req: IncomingMessage, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, staleSignIn: number | undefined): Promise<SignInResult> {
+    const pending = this.#inflight.get(jarId);
+    if (pending) return pending;
+    const p = (async (): Promise<SignInResult> => {
+      const current = await this.#jars.get(jarId);
+      if (current.signedInAt !== undefined && current.signedInAt !== staleSignIn) return 'signed-in';
+      const active = x.session!;
+      const started = this.#now();
+      const outcome = await signInWithForm(this.#client(x), auth, { username: creds.username, password: creds.secret }, [], this.#now);
+      await this.#jars.update(jarId, active.session.absoluteExpiresAt, () => (outcome.kind === 'signed-in' ? { cookies: outcome.jar, signedInAt: started } : { cookies: outcome.jar }));
+      const context = this.#context(req, x.ctx);
+      if (outcome.kind === 'rejected') {
+        await this.opts.credentials.markRejected(x.route, active.user, creds, outcome.detail, context);
+        return 'rejected';
+      }
+      await this.opts.audit.record({
+        type: 'upstream.signin',
+        result: outcome.kind === 'signed-in' ? 'success' : 'failure',
+        ...(outcome.kind === 'failed' ? { reason: 'upstream-failed' } : {}),
+        userId: active.user.id,
+        username: active.user.username,
+        context,
+        details: { route: x.route.id, owner: creds.owner.kind, ...(outcome.kind === 'failed' ? { detail: outcome.detail.slice(0, 200) } : {}) },
+      });
+      if (outcome.kind === 'failed') this.opts.logger.warn({ route: x.route.id, detail: outcome.detail, requestId: x.ctx.requestId }, 'upstream sign-in failed');
+      return outcome.kind === 'signed-in' ? 'signed-in' : 'failed';
+    })().finally(() => this.#inflight.delete(jarId));
+    this.#inflight.set(jarId, p);
+    return p;
+  }
+
+  #signInFailed(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: UpstreamAuthConfig, result: SignInResult, creds: ResolvedCredentials): void {
+    if (result === 'rejected' && creds.owner.kind === 'user') return this.#credentialsNeeded(req, res, x, auth, 'rejected');
+    this.#page(req, res, 502, result === 'rejected' ? 'upstream.signIn.noShared' : 'upstream.signIn.unavailable', x.ctx.requestId);
+  }
+
+  /** No usable credentials: a page load goes to the credentials page (and comes back); anything else gets a page saying so. */
+  #credentialsNeeded(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: UpstreamAuthConfig, why: 'missing' | 'rejected'): void {
+    const sharedOnly = auth.credentials === 'shared';
+    if (sharedOnly) return this.#page(req, res, 503, why === 'missing' ? 'upstream.signIn.noShared' : 'upstream.signIn.unavailable', x.ctx.requestId);
+    const href = `${APPS_PAGE}?route=${encodeURIComponent(x.route.id)}&return=${encodeURIComponent(req.url ?? '/')}`;
+    if (isNavigation(req) && !res.headersSent) {
+      drain(req);
+      res.writeHead(303, { location: href, 'cache-control': 'no-store', 'content-length': 0 });
+      res.end();
+      return;
+    }
+    this.#page(req, res, 403, why === 'missing' ? 'upstream.signIn.needsCredentials' : 'upstream.signIn.rejected', x.ctx.requestId, href);
+  }
+
+  /**
+   * Signs out of every upstream this Kanmon session signed in to (where a logout URL is
+   * configured) and forgets the jars. Called when the Kanmon session ends.
+   */
+  async signOut(sessionId: string, context: RequestContext): Promise<void> {
+    const jars = await this.#jars.listForSession(sessionId);
+    for (const jar of jars) {
+      const route = this.#routes.get(jar.routeId);
+      const auth = route?.upstreamAuth;
+      if (route && auth?.kind === 'form' && auth.logoutUrl && jar.state.signedInAt !== undefined) {
+        const status = await signOutOfUpstream(this.#client({ route, ctx: { clientIp: context.ip, publicHost: '', identityHeaders: {}, requestId: context.requestId ?? '' } }), auth, jar.state.cookies, this.#now());
+        await this.opts.audit.record({ type: 'upstream.signout', result: status !== undefined && status < 500 ? 'success' : 'failure', context, details: { route: route.id, ...(status !== undefined ? { status } : {}) } });
+      }
+      await this.#jars.delete(jar.id).catch((err: unknown) => this.opts.logger.warn({ err }, 'an upstream cookie jar could not be deleted'));
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#dispatchers.values()].map((d) => d.close().catch(() => undefined)));
+    this.#dispatchers.clear();
+  }
+
+  #client(x: { readonly route: RouteConfig; readonly ctx: ForwardContext }): SignInClient {
+    const upstream = this.opts.upstreamOf(x.route);
+    let dispatcher = this.#dispatchers.get(x.route.id);
+    if (!dispatcher) {
+      dispatcher = createSignInDispatcher({
+        upstream: upstream.url,
+        ...(upstream.tls ? { tls: upstream.tls } : {}),
+        connectTimeoutMs: x.route.connection?.connectTimeoutMs,
+        responseTimeoutMs: x.route.connection?.responseTimeoutMs,
+      });
+      this.#dispatchers.set(x.route.id, dispatcher);
+    }
+    const extraHeaders: string[] = ['x-forwarded-proto', 'https'];
+    if (x.ctx.clientIp) extraHeaders.push('x-forwarded-for', x.ctx.clientIp, 'x-real-ip', x.ctx.clientIp);
+    if (x.ctx.publicHost) extraHeaders.push('x-forwarded-host', x.ctx.publicHost);
+    for (const [name, value] of Object.entries(x.ctx.identityHeaders)) extraHeaders.push(name, value);
+    return {
+      origin: new URL(upstream.url).origin,
+      dispatcher,
+      ...(x.route.preserveHost && x.ctx.publicHost ? { hostHeader: x.ctx.publicHost } : {}),
+      extraHeaders,
+    };
+  }
+
+  #context(req: IncomingMessage, ctx: ForwardContext): RequestContext {
+    return { ip: ctx.clientIp, userAgent: String(req.headers['user-agent'] ?? ''), requestId: ctx.requestId };
+  }
+
+  /** One of Kanmon's own pages in place of the upstream's answer, in the user's language. */
+  #page(req: IncomingMessage, res: ServerResponse, status: number, key: MessageKey, requestId: string, href?: string): void {
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    drain(req);
+    const lang = pickLang(undefined, readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+    const t = translator(lang);
+    const linkKey: MessageKey = href === '/.kanmon/login' ? 'common.signIn' : 'upstream.credentials.title';
+    const body = messagePage({ lang, t, currentUrl: req.url ?? '/', requestId, titleKey: 'upstream.signIn.failedTitle', bodyKey: key, ...(href ? { link: { href, labelKey: linkKey } } : {}) });
+    res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+}
+
+/** A decision made on the head or after the body: relay or intercept. */
+type Settled = Exclude<ResponseHeadDecision, { kind: 'inspect-body' }>;
+const PASS: Settled = { kind: 'pass' };
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+}
+
+function acceptsHtml(req: IncomingMessage): boolean {
+  const accept = req.headers.accept;
+  return !accept || accept.includes('text/html') || accept.includes('*/*');
+}
+
+function isHtml(headers: readonly string[]): boolean {
+  const type = headerOf(headers, 'content-type');
+  return type === undefined || /^\s*(text\/html|application\/xhtml\+xml)/i.test(type);
+}
+
+function headerOf(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) return headers[i + 1];
+  return undefined;
+}
+
+/** A top-level page load (the browser can be sent elsewhere and back); fetches get a status they can act on. */
+function isNavigation(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const mode = req.headers['sec-fetch-mode'];
+  if (mode) return mode === 'navigate';
+  const accept = req.headers.accept;
+  return !accept || accept.includes('text/html');
+}
+
+function drain(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
