@@ -64,6 +64,12 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** A notifier to use instead of the one the config names. */
   readonly notifier?: Notifier;
+  /**
+   * Set in a cluster worker (runtime/cluster): the primary already did the one-time work and
+   * runs the node-wide jobs (expiry sweeps, self-check, health listener, session gauge) and
+   * the demo backend, whose address it passes here.
+   */
+  readonly clusterWorker?: { readonly demoUrl?: string };
 }
 
 /** Starts a Kanmon node: store, keys, certificates, portal, gateway, listener. */
@@ -90,14 +96,17 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
 
-    const sweep = setInterval(() => {
-      store.sweepExpired(Date.now()).catch((err) => logger.warn({ err }, 'expired items could not be swept'));
-    }, 60_000);
-    sweep.unref();
-    cleanups.push(() => clearInterval(sweep));
+    if (!opts.clusterWorker) {
+      const sweep = setInterval(() => {
+        store.sweepExpired(Date.now()).catch((err) => logger.warn({ err }, 'expired items could not be swept'));
+      }, 60_000);
+      sweep.unref();
+      cleanups.push(() => clearInterval(sweep));
+    }
 
     let demo: DemoGroupware | undefined;
-    if (config.routes.some((r) => r.upstream === 'demo')) {
+    const clusterDemoUrl = opts.clusterWorker?.demoUrl;
+    if (config.routes.some((r) => r.upstream === 'demo') && !clusterDemoUrl) {
       demo = await startDemoGroupware({ host: '127.0.0.1', port: 0 });
       cleanups.push(() => demo!.close());
     }
@@ -105,7 +114,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const entries: GatewayRoute[] = config.routes.map((route) => ({
       route,
       forwarder: createForwarder({
-        upstream: route.upstream === 'demo' ? demo!.url : route.upstream,
+        upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream,
         preserveHost: route.preserveHost,
         onError: (kind, req, err) => {
           metrics.count('upstreamErrors', { Route: route.id });
@@ -235,18 +244,19 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       targets: [
         storeCheck(store),
         ...(tlsFiles ? [certificateCheck(() => certNotAfter, metrics)] : []),
-        ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? demo!.url : e.route.upstream)),
+        ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream)),
       ],
       logger,
       metrics,
       notifier,
     });
-    const stopSelfCheck = selfCheck.start();
-    const sessionGauge = setInterval(() => metrics.gauge('activeSessions', {}, services.sessions.activeCount()), 60_000);
-    sessionGauge.unref();
+    const stopSelfCheck = opts.clusterWorker ? () => undefined : selfCheck.start();
+    // In a cluster the primary gauges the node's sessions from every worker's count.
+    const sessionGauge = opts.clusterWorker ? undefined : setInterval(() => metrics.gauge('activeSessions', {}, services.sessions.activeCount()), 60_000);
+    sessionGauge?.unref();
 
     let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
-    if (config.server.healthPort !== 0) {
+    if (config.server.healthPort !== 0 && !opts.clusterWorker) {
       health = await startHealthServer({
         port: config.server.healthPort,
         host: config.server.host,

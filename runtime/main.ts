@@ -1,9 +1,14 @@
 /**
  * `npm start`: runs one Kanmon node. Config from --config FILE, KANMON_CONFIG_FILE,
  * KANMON_CONFIG_JSON or ./kanmon.config.json, with single-value environment overrides.
+ * With server.workers above 1 this process is the cluster's primary and forks the workers,
+ * which run this same file and take the `cluster.isWorker` branch.
  */
+import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config/index.js';
 import { startKanmon } from './app.js';
+import { StoreError } from './store/errors.js';
+import { resolveWorkerCount, runClusterWorker, startKanmonCluster } from './cluster/index.js';
 
 function configFileArg(argv: readonly string[]): string | undefined {
   let file: string | undefined;
@@ -38,8 +43,16 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await startKanmon(loaded.config);
-  app.logger.info({ url: app.url, store: app.config.store.kind, config: loaded.source, routes: app.config.routes.map((r) => r.id) }, 'Kanmon is listening');
+  const workers = resolveWorkerCount(loaded.config.server.workers);
+  let giveUp: ((reason: string) => void) | undefined;
+  const app =
+    workers > 1
+      ? await startKanmonCluster(loaded.config, { workers, onGiveUp: (reason) => giveUp?.(reason) })
+      : await startKanmon(loaded.config);
+  app.logger.info(
+    { url: app.url, store: app.config.store.kind, config: loaded.source, routes: app.config.routes.map((r) => r.id), workers: workers > 1 ? workers : 'single process' },
+    'Kanmon is listening',
+  );
   if (app.devCaCertPath) {
     const msg = app.devCaCreated
       ? 'a new development CA was created: trust this certificate in your browser or OS once (README: "Trusting the development CA")'
@@ -50,13 +63,14 @@ async function main(): Promise<void> {
   if (link) process.stdout.write(`Enroll the first administrator: ${link.url}\n`);
 
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     const graceMs = app.config.server.shutdownGraceSeconds * 1000;
-    app.logger.info({ signal, graceMs }, 'draining: readiness is now false; in-flight requests may finish');
-    app.close({ graceMs }).then(
-      () => process.exit(0),
+    const drainDelayMs = app.config.server.drainDelaySeconds * 1000;
+    app.logger.info({ signal, graceMs, drainDelayMs }, 'draining: readiness is now false; new connections are accepted for drainDelayMs, in-flight requests may finish within graceMs');
+    app.close({ graceMs, drainDelayMs }).then(
+      () => process.exit(exitCode),
       (err) => {
         app.logger.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -65,9 +79,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Workers dying faster than they can be replaced: exit non-zero so the supervisor (ECS, systemd) restarts the node.
+  giveUp = () => stop('workers crash-looping', 1);
 }
 
-main().catch((err) => {
+(cluster.isWorker ? runClusterWorker() : main()).catch((err) => {
   process.stderr.write(`Kanmon failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -1,0 +1,339 @@
+import 'reflect-metadata';
+import cluster, { type Worker } from 'node:cluster';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
+import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
+import { createNotifier } from '../notify/create-notifier.js';
+import type { Notifier } from '../notify/notifier.js';
+import { wireAuditAlerts } from '../observability/audit-alerts.js';
+import { startHealthServer } from '../observability/health-server.js';
+import { Metrics } from '../observability/metrics.js';
+import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from '../observability/self-check.js';
+import { openSecretBox } from '../secrets/index.js';
+import { createServices, type Services } from '../services/index.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { ensureDevCertificates } from '../tls/index.js';
+import { clientCertificatesWanted } from '../tls/client-auth.js';
+import { KANMON_VERSION } from '../version.js';
+import { isWorkerMessage, type PrimaryMessage } from './messages.js';
+
+export interface ClusterOptions {
+  /** Worker processes to run (2 or more; one process needs no cluster). */
+  readonly workers: number;
+  readonly logger?: Logger;
+  readonly notifier?: Notifier;
+  /** How long a worker may take from fork to listening. @default 60000 */
+  readonly startTimeoutMs?: number;
+  /** How often workers report their live sessions for the ActiveSessions gauge. @default 60000 */
+  readonly sessionReportMs?: number;
+  /** Called when workers die faster than they can be replaced; the node is then closed. */
+  readonly onGiveUp?: (reason: string) => void;
+}
+
+export interface KanmonCluster {
+  readonly config: KanmonConfig;
+  readonly url: string;
+  readonly port: number;
+  readonly services: Services;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly selfCheck: SelfCheck;
+  readonly devCaCertPath?: string;
+  readonly devCaCreated?: boolean;
+  readonly healthPort?: number;
+  readonly workerCount: number;
+  /** Process ids of the workers that are listening right now. */
+  listeningWorkerPids(): number[];
+  /** Resolves once `workerCount` workers are listening again (after a replacement). */
+  whenAllListening(timeoutMs?: number): Promise<void>;
+  /**
+   * Drains the node: readiness turns false, every worker stops accepting and gets `graceMs`
+   * for its in-flight requests (a worker still running later is killed), then the primary's
+   * own jobs and the store close.
+   */
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+/** Consecutive worker deaths, with no replacement reaching listening in between, before the primary gives up. */
+export const MAX_CRASH_STREAK = 5;
+/** Extra time past the grace period for a worker to exit before it is killed. */
+const EXIT_MARGIN_MS = 5_000;
+
+/**
+ * The cluster's primary: does the one-time work (open and migrate the store, signing key,
+ * development CA and server certificate, client-certificate CA, demo backend), then forks
+ * `workers` processes that each serve the listener through node:cluster's shared port
+ * (round-robin: the primary accepts and hands each connection to the next worker). The
+ * node-wide jobs run here once: expiry sweeps, self-check and its notifications, the health
+ * listener, the ActiveSessions gauge. A worker that dies is logged, notified and replaced.
+ *
+ * The primary never serves a request; the entry script must run `runClusterWorker()` when
+ * `cluster.isWorker` (runtime/main.ts does).
+ */
+export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput, opts: ClusterOptions): Promise<KanmonCluster> {
+  if (!cluster.isPrimary) throw new Error('startKanmonCluster runs in the primary process only');
+  if (!Number.isInteger(opts.workers) || opts.workers < 2) throw new RangeError(`startKanmonCluster: workers must be an integer of at least 2, got ${String(opts.workers)}`);
+  let config = parseConfig(input);
+  if (config.server.port === 0) {
+    // Port 0 (tests): chosen once here so every worker and the WebAuthn origin agree on it.
+    const raw = structuredClone(input) as { server?: Record<string, unknown> };
+    raw.server = { ...(raw.server ?? {}), port: await freePort(config.server.host) };
+    config = parseConfig(raw);
+  }
+  const logger = opts.logger ?? pino({ level: config.log.level, base: { service: 'kanmon', role: 'primary' } });
+  const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
+  const sessionReportMs = opts.sessionReportMs ?? 60_000;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const workers = new Map<number, { worker: Worker; listening: boolean; sessions: number }>();
+  let stopping = false;
+
+  try {
+    const store = await openStore(config);
+    cleanups.push(() => store.close());
+    const secrets = await openSecretBox(config);
+    const services = createServices({ config, store, secrets, logger });
+    const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
+    cleanups.push(metrics.start());
+    const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
+    wireAuditAlerts(services.audit, metrics, notifier);
+    // Created here once, so workers starting together only ever read it.
+    await services.signingKeys.ensureActiveKey();
+
+    let certPem: string | undefined;
+    let devCaCertPath: string | undefined;
+    let devCaCreated = false;
+    if (config.tls.source === 'self-signed-dev') {
+      const dev = await ensureDevCertificates(config.dataDir, { hostnames: [new URL(config.server.publicOrigin).hostname] });
+      certPem = dev.certPem;
+      devCaCertPath = dev.caCertPath;
+      devCaCreated = dev.caCreated;
+    } else if (config.tls.source === 'file') {
+      certPem = readFileSync(config.tls.certFile, 'utf8');
+    }
+    if (config.tls.source !== 'offloaded' && clientCertificatesWanted(config)) await services.ca.ensure();
+
+    let demo: DemoGroupware | undefined;
+    if (config.routes.some((r) => r.upstream === 'demo')) {
+      demo = await startDemoGroupware({ host: '127.0.0.1', port: 0 });
+      cleanups.push(() => demo!.close());
+    }
+    const upstreamOf = (upstream: string) => (upstream === 'demo' ? demo!.url : upstream);
+
+    const sweep = setInterval(() => {
+      store.sweepExpired(Date.now()).catch((err) => logger.warn({ err }, 'expired items could not be swept'));
+    }, 60_000);
+    sweep.unref();
+    cleanups.push(() => clearInterval(sweep));
+
+    const certNotAfter = certPem ? new Date(new X509Certificate(certPem).validTo) : undefined;
+    const selfCheck = new SelfCheck({
+      targets: [
+        storeCheck(store),
+        ...(certPem ? [certificateCheck(() => certNotAfter, metrics)] : []),
+        ...config.routes.map((r) => upstreamCheck(r.id, upstreamOf(r.upstream))),
+      ],
+      logger,
+      metrics,
+      notifier,
+    });
+    cleanups.push(selfCheck.start());
+
+    // A session's connections are spread over the workers, so each worker sees part of the
+    // node's sessions: the largest worker count is the closest lower bound without sharing ids.
+    const sessionGauge = setInterval(() => {
+      metrics.gauge('activeSessions', {}, Math.max(0, ...[...workers.values()].map((w) => w.sessions)));
+    }, sessionReportMs);
+    sessionGauge.unref();
+    cleanups.push(() => clearInterval(sessionGauge));
+
+    const listeningCount = () => [...workers.values()].filter((w) => w.listening).length;
+    let health: Awaited<ReturnType<typeof startHealthServer>> | undefined;
+    if (config.server.healthPort !== 0) {
+      health = await startHealthServer({
+        port: config.server.healthPort,
+        host: config.server.host,
+        store,
+        version: KANMON_VERSION,
+        proxyProtocol: config.server.proxyProtocol,
+        readiness: {
+          draining: () => stopping,
+          certificateLoaded: () => !!certPem || config.tls.source === 'offloaded',
+          // Routes served right now: none while no worker is listening (all died, or still starting).
+          routeCount: () => (listeningCount() > 0 ? config.routes.length : 0),
+        },
+      });
+      cleanups.push(() => health!.close());
+    }
+
+    // --- workers -------------------------------------------------------------------
+    const startMessage: PrimaryMessage = { kanmon: 'start', config, ...(demo ? { demoUrl: demo.url } : {}), sessionReportMs };
+    const waiters = new Set<() => void>();
+    const notifyWaiters = () => {
+      for (const w of waiters) w();
+    };
+    let crashStreak = 0;
+    let replaceTimer: NodeJS.Timeout | undefined;
+    let firstStart = true;
+    let firstFailure: ((err: Error) => void) | undefined;
+
+    const fork = () => {
+      const worker = cluster.fork();
+      const entry = { worker, listening: false, sessions: 0 };
+      workers.set(worker.id, entry);
+      const startTimer = setTimeout(() => {
+        logger.error({ worker: worker.id, pid: worker.process.pid, startTimeoutMs }, 'worker did not start listening in time; killing it');
+        worker.process.kill('SIGKILL');
+      }, startTimeoutMs);
+      worker.on('message', (m: unknown) => {
+        if (!isWorkerMessage(m)) return;
+        if (m.kanmon === 'awaiting-start') {
+          worker.send(startMessage);
+        } else if (m.kanmon === 'listening') {
+          clearTimeout(startTimer);
+          entry.listening = true;
+          crashStreak = 0;
+          logger.info({ worker: worker.id, pid: worker.process.pid, listening: listeningCount(), of: opts.workers }, 'worker listening');
+          notifyWaiters();
+        } else if (m.kanmon === 'sessions') {
+          entry.sessions = Number.isFinite(m.count) ? m.count : 0;
+        } else if (m.kanmon === 'failed') {
+          logger.error({ worker: worker.id, reason: m.message }, 'worker could not start');
+          firstFailure?.(new Error(`a worker could not start: ${m.message}`));
+        }
+      });
+      worker.once('exit', (code, signal) => {
+        clearTimeout(startTimer);
+        workers.delete(worker.id);
+        notifyWaiters();
+        if (stopping) return;
+        if (firstStart) {
+          firstFailure?.(new Error(`a worker exited during start-up (${signal ?? `code ${code}`})`));
+          return;
+        }
+        crashStreak++;
+        const detail = { worker: worker.id, pid: worker.process.pid, code, signal, crashStreak };
+        if (crashStreak > MAX_CRASH_STREAK) {
+          const reason = `${crashStreak} workers died in a row without a replacement reaching listening`;
+          logger.fatal(detail, `giving up: ${reason}`);
+          opts.onGiveUp?.(reason);
+          return;
+        }
+        // Back off while replacements keep dying, so a broken worker does not spin the CPU.
+        const delayMs = crashStreak <= 1 ? 0 : Math.min(30_000, 250 * 2 ** (crashStreak - 1));
+        logger.error({ ...detail, delayMs }, 'worker exited unexpectedly; starting a replacement');
+        void notifier.notify({
+          event: 'cluster.worker.exited',
+          severity: 'warning',
+          subject: 'Kanmon worker process exited; replaced',
+          message: `worker ${worker.id} (pid ${String(worker.process.pid)}) exited with ${signal ?? `code ${String(code)}`}; a replacement is being started`,
+          details: { worker: worker.id, code: code ?? null, signal: signal ?? null },
+        }).catch((err: unknown) => logger.warn({ err }, 'worker exit could not be notified'));
+        replaceTimer = setTimeout(() => {
+          replaceTimer = undefined;
+          if (!stopping) fork();
+        }, delayMs);
+      });
+    };
+
+    const whenAllListening = (timeoutMs = startTimeoutMs) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (listeningCount() >= opts.workers) {
+            done();
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${listeningCount()} of ${opts.workers} workers listening after ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+
+    const stopWorkers = async (graceMs: number) => {
+      if (replaceTimer) clearTimeout(replaceTimer);
+      const exits = [...workers.values()].map(
+        ({ worker }) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) return resolve();
+            const kill = setTimeout(() => worker.process.kill('SIGKILL'), graceMs + EXIT_MARGIN_MS);
+            worker.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            if (worker.isConnected()) worker.send({ kanmon: 'drain', graceMs } satisfies PrimaryMessage);
+            else worker.process.kill('SIGTERM');
+          }),
+      );
+      await Promise.all(exits);
+    };
+    cleanups.push(() => stopWorkers(0));
+
+    for (let i = 0; i < opts.workers; i++) fork();
+    await new Promise<void>((resolve, reject) => {
+      firstFailure = reject;
+      whenAllListening().then(resolve, reject);
+    });
+    firstStart = false;
+    firstFailure = undefined;
+
+    let closed = false;
+    return {
+      config,
+      url: config.server.publicOrigin,
+      port: config.server.port,
+      services,
+      store,
+      logger,
+      metrics,
+      selfCheck,
+      workerCount: opts.workers,
+      ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
+      ...(health ? { healthPort: health.port } : {}),
+      listeningWorkerPids: () => [...workers.values()].filter((w) => w.listening).map((w) => w.worker.process.pid!),
+      whenAllListening,
+      async close(closeOpts: { graceMs?: number } = {}) {
+        if (closed) return;
+        closed = true;
+        stopping = true;
+        await stopWorkers(closeOpts.graceMs ?? 0);
+        await runCleanups(cleanups);
+      },
+    };
+  } catch (err) {
+    stopping = true;
+    await runCleanups(cleanups);
+    throw err;
+  }
+}
+
+async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch {
+      // Shutting down: keep closing the rest.
+    }
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, host === '0.0.0.0' ? '127.0.0.1' : host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,64 @@
+import cluster from 'node:cluster';
+import { pino } from 'pino';
+import { startKanmon, type KanmonApp } from '../app.js';
+import { isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
+
+/**
+ * A cluster worker's whole life: wait for the primary's start message, serve the listener
+ * (the port is shared through node:cluster), report live sessions, and drain when the
+ * primary says so, on SIGTERM/SIGINT (Ctrl-C reaches the whole process group), or when the
+ * primary is gone (the IPC channel closed), so no worker outlives its primary.
+ */
+export async function runClusterWorker(): Promise<void> {
+  const send = (m: WorkerMessage) => {
+    if (process.connected) process.send!(m);
+  };
+  const start = await new Promise<Extract<PrimaryMessage, { kanmon: 'start' }>>((resolve) => {
+    const onMessage = (m: unknown) => {
+      if (isPrimaryMessage(m) && m.kanmon === 'start') {
+        process.off('message', onMessage);
+        resolve(m);
+      }
+    };
+    process.on('message', onMessage);
+    send({ kanmon: 'awaiting-start' });
+  });
+  const id = cluster.worker?.id ?? 0;
+  const logger = pino({ level: start.config.log.level, base: { service: 'kanmon', worker: id } });
+
+  let app: KanmonApp;
+  try {
+    app = await startKanmon(start.config, { logger, clusterWorker: start.demoUrl ? { demoUrl: start.demoUrl } : {} });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.error({ err }, 'worker failed to start');
+    send({ kanmon: 'failed', message });
+    process.exit(1);
+  }
+
+  let draining = false;
+  const drain = (graceMs: number, reason: string) => {
+    if (draining) return;
+    draining = true;
+    clearInterval(report);
+    logger.info({ reason, graceMs }, 'worker draining');
+    app.close({ graceMs }).then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'worker shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const graceMs = app.config.server.shutdownGraceSeconds * 1000;
+  process.on('message', (m: unknown) => {
+    if (isPrimaryMessage(m) && m.kanmon === 'drain') drain(m.graceMs, 'primary');
+  });
+  process.on('SIGTERM', () => drain(graceMs, 'SIGTERM'));
+  process.on('SIGINT', () => drain(graceMs, 'SIGINT'));
+  process.on('disconnect', () => drain(graceMs, 'primary gone'));
+
+  const report = setInterval(() => send({ kanmon: 'sessions', count: app.services.sessions.activeCount() }), start.sessionReportMs);
+  report.unref();
+  send({ kanmon: 'listening' });
+}
