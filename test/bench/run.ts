@@ -7,9 +7,16 @@
  *   nginx             wrk → nginx (TLS, 1 worker, upstream keep-alive pool) → upstream: the yardstick
  *   bare forwarder    wrk → node https + the forwarder, no auth → upstream: what forwarding costs
  *   kanmon            wrk → Kanmon with a signed-in session cookie → upstream: the real thing
+ *   bare + rewriting  the bare forwarder with body rewriting (test/bench/rewrite-case.ts); with
+ *                     the nginx upstream every case also gets a 100 KiB HTML page to rewrite
+ *
+ * and, with --workers N above 1 (default: one per CPU), the same number of processes each:
+ *   nginx, N workers  worker_processes N
+ *   kanmon, N workers server.workers N (node:cluster: a primary and N workers)
  *
  * The machine has two cores: the proxy under test gets CPU 0 alone; wrk and the upstream
- * share CPU 1. Options: --seconds N (measured, default 8), --warmup N (default 2),
+ * share CPU 1. The N-worker cases spread the proxy over CPUs 0..N-1 (on two cores, it shares
+ * CPU 1 with the load). Options: --workers N|auto, --seconds N (measured, default 8), --warmup N (default 2),
  * --connections N (default 64), --rounds N (repeat, keep each case's best; default 1),
  * --upstream nginx|node (default nginx: static files, so the shared core is not the limit),
  * --only case,case.
@@ -18,7 +25,7 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLOCK_TICKS_PER_SECOND, foreignPercent, sampleCpu } from './cpu-usage.js';
@@ -27,22 +34,36 @@ import { proxyConfig, startNginx, staticConfig } from './nginx.js';
 import { startScript, type Pinned } from './processes.js';
 import { ensureTools, makeCertificate } from './tools.js';
 import { runWrk, type LoadResult } from './wrk.js';
+import { REWRITE_BODIES } from './rewrite-case.js';
 
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const SIZES = [
   { path: '/1k', label: '1 KiB', bytes: BODIES['/1k']!.length },
   { path: '/100k', label: '100 KiB', bytes: BODIES['/100k']!.length },
+  { path: '/100k.html', label: '100 KiB HTML', bytes: REWRITE_BODIES['/100k.html']!.length },
 ] as const;
-const CASES = ['direct', 'nginx', 'bare', 'kanmon'] as const;
+/** The HTML page is a static file: only the nginx upstream serves it. */
+const sizesFor = (opts: { upstream: 'nginx' | 'node' }) => SIZES.filter((s) => opts.upstream === 'nginx' || s.path !== '/100k.html');
+const CASES = ['direct', 'nginx', 'bare', 'kanmon', 'rewrite', 'nginx-workers', 'kanmon-workers'] as const;
 type CaseName = (typeof CASES)[number];
-const CASE_LABEL: Record<CaseName, string> = { direct: 'direct upstream', nginx: 'nginx', bare: 'bare forwarder', kanmon: 'kanmon' };
+const CASE_LABEL: Record<CaseName, string> = {
+  direct: 'direct upstream', nginx: 'nginx, 1 worker', bare: 'bare forwarder', kanmon: 'kanmon, 1 process', rewrite: 'bare + rewriting',
+  // Filled in from --workers by parseArgs.
+  'nginx-workers': 'nginx, N workers', 'kanmon-workers': 'kanmon, N workers',
+};
+/** Each case is compared with nginx running the same number of processes. */
+const baseOf = (name: CaseName) => (name.endsWith('-workers') ? 'nginx-workers' : 'nginx');
 
 interface Target {
   readonly url: string;
   readonly headers: readonly string[];
   /** The proxy's process, whose CPU time is not counted as interference; none for the direct case. */
   readonly pid?: number;
+  /** The CPUs the proxy may run on, when it is spread over several (the N-worker cases). */
+  readonly cpus?: readonly number[];
+  /** Bodies this case changes on purpose: path → the size it must return. */
+  readonly expectBytes?: Readonly<Record<string, number>>;
 }
 
 interface Measurement extends LoadResult {
@@ -87,7 +108,7 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
     if (opts.upstream === 'nginx') {
       upstreamPort = await freePort();
       const dirOf = join(dir, 'nginx-upstream');
-      const origin = await startNginx(tools.nginx, dirOf, staticConfig(dirOf, upstreamPort, BODIES), upstreamPort, LOAD_CPU);
+      const origin = await startNginx(tools.nginx, dirOf, staticConfig(dirOf, upstreamPort, { ...BODIES, ...REWRITE_BODIES }), upstreamPort, LOAD_CPU);
       stops.push(origin.stop);
       if (origin.pid) upstreamPids.push(origin.pid);
     } else {
@@ -112,6 +133,11 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
       stops.push(bare.stop);
       targets.set('bare', { url: bare.ready.url, headers: [], ...(bare.child.pid ? { pid: bare.child.pid } : {}) });
     }
+    if (opts.only.has('rewrite')) {
+      const rw: Pinned<{ url: string; expectBytes: Record<string, number> }> = await startScript(PROXY_CPU, here('./rewrite-case.ts'), [upstreamUrl, certFile, keyFile, opts.transport], 'bare + rewriting');
+      stops.push(rw.stop);
+      targets.set('rewrite', { url: rw.ready.url, headers: [], expectBytes: rw.ready.expectBytes, ...(rw.child.pid ? { pid: rw.child.pid } : {}) });
+    }
     if (opts.only.has('kanmon')) {
       const dataDir = join(dir, 'kanmon-data');
       const kanmon: Pinned<{ url: string; cookie: string }> = await startScript(PROXY_CPU, here('./kanmon-node.ts'), [upstreamUrl, dataDir, opts.transport], 'kanmon');
@@ -123,29 +149,51 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
       });
     }
 
+    // Same number of processes each, spread over CPUs 0..N-1.
+    const spread = Array.from({ length: Math.min(opts.workers, cpus().length) }, (_, i) => i);
+    if (opts.workers > 1 && opts.only.has('nginx-workers')) {
+      const port = await freePort();
+      const dirOf = join(dir, 'nginx-proxy-workers');
+      const nginx = await startNginx(tools.nginx, dirOf, proxyConfig(dirOf, { port, upstreamPort, certFile, keyFile, tls: !plain, workers: opts.workers }), port, spread.join(','));
+      stops.push(nginx.stop);
+      targets.set('nginx-workers', { url: `${plain ? 'http' : 'https'}://127.0.0.1:${port}`, headers: [], cpus: spread, ...(nginx.pid ? { pid: nginx.pid } : {}) });
+    }
+    if (opts.workers > 1 && opts.only.has('kanmon-workers')) {
+      const dataDir = join(dir, 'kanmon-data-workers');
+      const kanmon: Pinned<{ url: string; cookie: string }> = await startScript(spread.join(','), here('./kanmon-node.ts'), [upstreamUrl, dataDir, opts.transport, String(opts.workers)], 'kanmon workers');
+      stops.push(kanmon.stop);
+      targets.set('kanmon-workers', { url: kanmon.ready.url, headers: [`Cookie: ${kanmon.ready.cookie}`], cpus: spread, ...(kanmon.child.pid ? { pid: kanmon.child.pid } : {}) });
+    }
+
     // A case that answers with a login redirect or an error page would be measured happily
     // by wrk; make sure every case really returns the upstream's body first.
     for (const [name, target] of targets) {
-      for (const size of SIZES) await expectBody(name, target, size.path, size.bytes);
+      for (const size of sizesFor(opts)) await expectBody(name, target, size.path, target.expectBytes?.[size.path] ?? size.bytes);
     }
 
     const results = new Map<string, Measurement>();
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const size of SIZES) {
+      for (const size of sizesFor(opts)) {
         for (const [name, target] of targets) {
           log(`measuring ${CASE_LABEL[name]} ${size.label}${opts.rounds > 1 ? ` (round ${round} of ${opts.rounds})` : ''} …`);
           const load = { url: `${target.url}${size.path}`, cpu: LOAD_CPU, connections: opts.connections, headers: target.headers };
           if (opts.warmup > 0) await runWrk({ ...load, seconds: opts.warmup });
           const proxyPids = target.pid ? [target.pid] : [];
+          // A proxy spread over several CPUs shares them with the load: interference is then
+          // measured over all of those CPUs at once, everything of the bench's own counted as own.
+          const shared = target.cpus && target.cpus.length > 1 ? [...new Set([...target.cpus, LOAD_CPU])] : undefined;
+          const sampleAll = () => sampleCpu(shared!, [...proxyPids, ...upstreamPids], true);
+          const allBefore = shared ? sampleAll() : undefined;
           const before = [sampleCpu(PROXY_CPU, proxyPids), sampleCpu(LOAD_CPU, upstreamPids, true)] as const;
           const result = await runWrk({ ...load, seconds: opts.seconds });
           const afterProxy = sampleCpu(PROXY_CPU, proxyPids);
-          const proxyCoreLoad = target.pid ? foreignPercent(before[0], afterProxy) : undefined;
+          const allLoad = shared ? foreignPercent(allBefore, sampleAll()) : undefined;
+          const proxyCoreLoad = target.pid ? (shared ? allLoad : foreignPercent(before[0], afterProxy)) : undefined;
           const cpuPerRequestUs =
             target.pid && before[0] && afterProxy && result.requests > 0
               ? ((afterProxy.ownTicks - before[0].ownTicks) * 1e6) / CLOCK_TICKS_PER_SECOND / result.requests
               : undefined;
-          const loadCoreLoad = foreignPercent(before[1], sampleCpu(LOAD_CPU, upstreamPids, true));
+          const loadCoreLoad = shared ? allLoad : foreignPercent(before[1], sampleCpu(LOAD_CPU, upstreamPids, true));
           const key = `${name} ${size.path}`;
           const previous = results.get(key);
           // Over several rounds keep each case's best, metric by metric: interference only
@@ -173,8 +221,13 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
   const out: string[] = [];
   out.push(`Kanmon bench — ${opts.transport === 'tls' ? 'TLS terminated by the proxy' : 'TLS offloaded (plain HTTP)'}`);
   out.push(
-    `CPU pinning (taskset): proxy under test (nginx with 1 worker, bare forwarder, or Kanmon) alone on CPU ${PROXY_CPU}; ` +
-      `wrk (1 thread) and the upstream (${opts.upstream === 'nginx' ? 'nginx serving static files' : 'node http'}) together on CPU ${LOAD_CPU}.`,
+    `CPU pinning (taskset): proxy under test (nginx with 1 worker, bare forwarder, or Kanmon in 1 process) alone on CPU ${PROXY_CPU}; ` +
+      `wrk (1 thread) and the upstream (${opts.upstream === 'nginx' ? 'nginx serving static files' : 'node http'}) together on CPU ${LOAD_CPU}.` +
+      (opts.workers > 1
+        ? ` "N workers" cases: nginx and Kanmon each with ${opts.workers} worker processes on CPUs 0-${Math.min(opts.workers, cpus().length) - 1}` +
+          (Math.min(opts.workers, cpus().length) - 1 >= LOAD_CPU ? `, sharing CPU ${LOAD_CPU} with wrk and the upstream` : '') +
+          '; compared with each other only.'
+        : ''),
   );
   out.push(
     `Load: wrk, ${opts.connections} keep-alive connections, ${opts.warmup} s warm-up then ${opts.seconds} s measured per case. ` +
@@ -189,10 +242,10 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
     'CPU µs/req', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`,
   ];
   const rows: string[][] = [header];
-  for (const size of SIZES) {
-    const base = results.get(`nginx ${size.path}`);
+  for (const size of sizesFor(opts)) {
     let first = true;
     for (const name of targets.keys()) {
+      const base = results.get(`${baseOf(name)} ${size.path}`);
       const r = results.get(`${name} ${size.path}`)!;
       rows.push([
         first ? size.label : '',
@@ -217,7 +270,7 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
     if (i === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   }
   out.push('');
-  out.push("vs nginx: req/s as a multiple of nginx's (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
+  out.push("vs nginx: req/s as a multiple of nginx's with the same number of processes (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
   out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
   out.push(
     `other load: share of CPU ${PROXY_CPU} (proxy) and CPU ${LOAD_CPU} (wrk + upstream) that unrelated processes took during that case; ` +
@@ -243,6 +296,8 @@ interface Options {
   readonly only: ReadonlySet<CaseName>;
   /** tls: every proxy terminates TLS; plain: none does (Kanmon with TLS offloaded to a load balancer). */
   readonly transport: 'tls' | 'plain' | 'both';
+  /** Processes for the "N workers" cases of nginx and Kanmon; 1 leaves them out. */
+  readonly workers: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -253,6 +308,7 @@ function parseArgs(argv: string[]): Options {
   let upstream: 'nginx' | 'node' = 'nginx';
   let only = new Set<CaseName>(CASES);
   let transport: Options['transport'] = 'both';
+  let workers = availableParallelism();
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[++i];
@@ -263,16 +319,19 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--rounds' && Number.isInteger(num) && num > 0) rounds = num;
     else if (flag === '--upstream' && (value === 'nginx' || value === 'node')) upstream = value;
     else if (flag === '--transport' && (value === 'tls' || value === 'plain' || value === 'both')) transport = value;
+    else if (flag === '--workers' && (value === 'auto' || (Number.isInteger(num) && num >= 1 && num <= 64))) workers = value === 'auto' ? availableParallelism() : num;
     else if (flag === '--only' && value) {
       const names = value.split(',');
       const unknown = names.filter((n) => !(CASES as readonly string[]).includes(n));
       if (unknown.length) throw new Error(`--only takes ${CASES.join(', ')}; got ${unknown.join(', ')}`);
       only = new Set(names as CaseName[]);
     } else {
-      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--upstream nginx|node] [--transport tls|plain|both] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
+      throw new Error(`usage: npm run bench -- [--seconds N] [--warmup N] [--connections N] [--rounds N] [--upstream nginx|node] [--transport tls|plain|both] [--workers N|auto] [--only ${CASES.join(',')}]; got ${flag} ${value ?? ''}`);
     }
   }
-  return { seconds, warmup, connections, rounds, upstream, only, transport };
+  CASE_LABEL['nginx-workers'] = `nginx, ${workers} workers`;
+  CASE_LABEL['kanmon-workers'] = `kanmon, ${workers} workers`;
+  return { seconds, warmup, connections, rounds, upstream, only, transport, workers };
 }
 
 async function expectBody(name: CaseName, target: Target, path: string, bytes: number): Promise<void> {
