@@ -7,9 +7,11 @@
  * "section: option 'x' must be …, got …".
  */
 import { GROUP_OR_USER, HOST_NAME, asSection, bool, deepFreeze, dnString, int, isHttpUrl, isOrigin, joinPath, oneOf, optStr, origin, rejectUnknown, safeHostname, show, str, strList, isCidr } from './readers.js';
+import { validateDirectory, type DirectoryConfig } from './directory.js';
 import { routeUsesMtls, validateRoutes, type RouteConfig } from './routes.js';
 
 export * from './routes.js';
+export type { DirectoryConfig, LdapDirectoryConfig } from './directory.js';
 
 export type UserVerification = 'required' | 'preferred';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -35,6 +37,12 @@ export interface ServerConfig {
   readonly proxyProtocol: ProxyProtocolConfig;
   /** On SIGTERM, how long in-flight requests may take to finish before connections are cut. @default 20 */
   readonly shutdownGraceSeconds: number;
+  /**
+   * The first part of shutdownGraceSeconds during which readiness is already false but new
+   * connections are still accepted, so a load balancer that learns from health checks has
+   * moved traffic away before the listener closes. @default 0
+   */
+  readonly drainDelaySeconds: number;
   /**
    * Processes serving the listener: 1 is a single process; n ≥ 2 is a supervising primary plus
    * n workers (node:cluster); "auto" is one per CPU the process may use (cgroup quota included).
@@ -326,6 +334,8 @@ export interface KanmonConfig {
   readonly notifications: NotificationsConfig;
   /** CloudWatch Embedded Metric Format lines on stdout. @default { emf: false, namespace: "Kanmon" } */
   readonly metrics: { readonly emf: boolean; readonly namespace: string };
+  /** Users and groups synchronised from LDAP / Active Directory. @default {} */
+  readonly directory: DirectoryConfig;
   /** The administrator's console. @default { deviceBound: false, requireMtls: false, reauthSeconds: 600 } */
   readonly admin: AdminConfig;
 }
@@ -360,13 +370,13 @@ export function parseConfig(input: unknown): KanmonConfig {
 export function validateConfig(input: unknown): ValidationResult {
   const errors: string[] = [];
   const root = asSection(input, '(root)', errors);
-  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'mtls', 'groups', 'routes', 'log', 'notifications', 'metrics', 'admin'];
+  const known = ['dataDir', 'server', 'tls', 'store', 'secrets', 'webauthn', 'session', 'jwt', 'enrollment', 'totp', 'loginProtection', 'ca', 'clientCertificates', 'mtls', 'groups', 'routes', 'log', 'notifications', 'metrics', 'admin', 'directory'];
   rejectUnknown(root, known, '(root)', errors);
 
   const dataDir = str(root, 'dataDir', '(root)', errors, './.kanmon', { nonEmpty: true });
 
   const s = asSection(root.server, 'server', errors);
-  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol', 'shutdownGraceSeconds', 'workers'], 'server', errors);
+  rejectUnknown(s, ['port', 'host', 'publicOrigin', 'healthPort', 'portalBodyLimitBytes', 'httpPort', 'proxyProtocol', 'shutdownGraceSeconds', 'drainDelaySeconds', 'workers'], 'server', errors);
   const port = int(s, 'port', 'server', errors, 8443, 0, 65535);
   const host = str(s, 'host', 'server', errors, '0.0.0.0', { nonEmpty: true });
   const publicOrigin = origin(s, 'publicOrigin', 'server', errors, `https://localhost${port === 443 ? '' : `:${port}`}`);
@@ -378,6 +388,10 @@ export function validateConfig(input: unknown): ValidationResult {
     errors.push(`server: option 'httpPort' must differ from 'port' and 'healthPort', got ${httpPort}`);
   }
   const shutdownGraceSeconds = int(s, 'shutdownGraceSeconds', 'server', errors, 20, 0, 300);
+  const drainDelaySeconds = int(s, 'drainDelaySeconds', 'server', errors, 0, 0, 300);
+  if (drainDelaySeconds > 0 && drainDelaySeconds >= shutdownGraceSeconds) {
+    errors.push(`server: option 'drainDelaySeconds' must be less than 'shutdownGraceSeconds' (${shutdownGraceSeconds}), the whole shutdown bound, got ${drainDelaySeconds}`);
+  }
   const workersValid = s.workers === undefined || s.workers === 'auto' || (Number.isInteger(s.workers) && (s.workers as number) >= 1 && (s.workers as number) <= MAX_WORKERS);
   if (!workersValid) errors.push(`server: option 'workers' must be "auto" or an integer from 1 to ${MAX_WORKERS}, got ${show(s.workers)}`);
   const workers: number | 'auto' = workersValid && s.workers !== undefined ? (s.workers as number | 'auto') : 1;
@@ -676,10 +690,12 @@ export function validateConfig(input: unknown): ValidationResult {
     errors.push(`admin: option 'requireMtls' needs client certificates, which are impossible when tls.source is "offloaded" (TLS ends before Kanmon)`);
   }
 
+  const directory = validateDirectory(root.directory, errors);
+
   if (errors.length > 0) return { ok: false, errors };
   const config: KanmonConfig = {
     dataDir,
-    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol, shutdownGraceSeconds, workers },
+    server: { port, host, publicOrigin, healthPort, portalBodyLimitBytes, httpPort, proxyProtocol, shutdownGraceSeconds, drainDelaySeconds, workers },
     tls,
     store,
     secrets,
@@ -698,6 +714,7 @@ export function validateConfig(input: unknown): ValidationResult {
     notifications,
     metrics,
     admin,
+    directory,
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -79,13 +79,15 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
     }
     if (err instanceof ServiceError) {
       req.log.info({ ...ctx, code: err.code, detail: err.message }, 'request refused');
-      const status = { 'invalid-input': 400, 'not-found': 404, conflict: 409, forbidden: 403, 'last-factor': 409, 'token-unusable': 410 }[err.code];
+      const status = { 'invalid-input': 400, 'not-found': 404, conflict: 409, forbidden: 403, 'last-factor': 409, 'token-unusable': 410, unavailable: 503 }[err.code];
       const key: MessageKey = err.code === 'last-factor' ? 'account.lastFactor' : err.code === 'conflict' ? 'enroll.exists' : 'error.badRequest';
       return kit.sendError(reply, req, status, err.code, key);
     }
     if (err instanceof StoreUnavailableError) {
+      // Fail closed with a page that says what is going on (sign-in waits for the store; README: Operations).
       req.log.error({ ...ctx, err }, 'store unavailable');
-      return kit.sendError(reply, req, 503, 'unavailable', 'error.unavailable');
+      reply.header('retry-after', '30');
+      return kit.sendError(reply, req, 503, 'store-unavailable', 'operations.storeUnavailable.body');
     }
     const status = (err as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {

@@ -8,7 +8,9 @@ export type ServiceErrorCode =
   | 'conflict'
   | 'forbidden'
   | 'last-factor'
-  | 'token-unusable';
+  | 'token-unusable'
+  /** Something outside Kanmon that the action needs (a directory, an upstream) did not answer. */
+  | 'unavailable';
 
 export class ServiceError extends Error {
   constructor(
