@@ -13,18 +13,23 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { LegacyArea, type LegacyAreaOptions, type LegacyStats } from './legacy.js';
 
 export interface DemoGroupwareOptions {
   /** @default "127.0.0.1" */
   readonly host?: string;
   /** @default 0 (any free port) */
   readonly port?: number;
+  /** The legacy area under /legacy/ (its own login, see legacy.ts). */
+  readonly legacy?: LegacyAreaOptions;
 }
 
 export interface DemoGroupware {
   /** `http://host:port`, ready to be a route's upstream. */
   readonly url: string;
   readonly port: number;
+  /** Counters of the legacy area's own sign-ins. */
+  readonly legacy: { readonly stats: LegacyStats };
   close(): Promise<void>;
 }
 
@@ -61,9 +66,10 @@ export function downloadSha256(): string {
 
 export async function startDemoGroupware(opts: DemoGroupwareOptions = {}): Promise<DemoGroupware> {
   const host = opts.host ?? '127.0.0.1';
+  const legacy = new LegacyArea(opts.legacy);
   const server = http.createServer((req, res) => {
     try {
-      route(req, res);
+      if (!legacy.handle(req, res, pathOf(req))) route(req, res);
     } catch {
       if (!res.headersSent) sendText(res, 500, 'Internal Server Error\n');
       else res.destroy();
@@ -93,6 +99,7 @@ export async function startDemoGroupware(opts: DemoGroupwareOptions = {}): Promi
   return {
     url: `http://${urlHost}:${port}`,
     port,
+    legacy,
     async close() {
       for (const client of sockets.clients) client.terminate();
       await new Promise<void>((resolve) => sockets.close(() => resolve()));
@@ -149,6 +156,7 @@ function homePage(req: IncomingMessage): string {
   <li><a href="form">Form</a> — a POST through the gateway</li>
   <li><a href="download/10mb">10 MiB download</a> — streamed, SHA-256 <code>${downloadSha256()}</code></li>
   <li><a href="ws-test">WebSocket echo</a> — a relayed WebSocket</li>
+  <li><a href="legacy/">Legacy app</a> — its own login form, signed in to by Kanmon / 独自ログインのアプリ（Kanmon が代理サインイン）</li>
 </ul>`,
   );
 }
