@@ -55,22 +55,28 @@ export class DirectorySyncService {
   startSchedule(holder: string, onDone: (plan: ImportPlan) => void, onError: (err: unknown) => void): () => void {
     const minutes = this.deps.config.scheduleMinutes;
     if (minutes <= 0) return () => undefined;
-    const periodMs = minutes * 60_000;
-    const tick = async () => {
-      const now = this.now();
-      // The lease outlives one run, so a second node that wakes within the period skips it.
-      const lease = await acquireLease(this.deps.store.documents, { name: `directory-sync-${this.source}`, holder, ttlMs: Math.max(periodMs - 30_000, 60_000), now });
-      if (!lease) return;
-      try {
-        onDone(await this.run(`directory:${this.source}`));
-      } catch (err) {
-        await releaseLease(this.deps.store.documents, lease).catch(() => undefined);
-        throw err;
-      }
-    };
-    const timer = setInterval(() => void tick().catch(onError), periodMs);
+    const timer = setInterval(() => {
+      this.runScheduled(holder).then((plan) => plan && onDone(plan), onError);
+    }, minutes * 60_000);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  /**
+   * One scheduled run, when this node takes the lease; undefined when another node has it. The
+   * lease outlives the run (almost a whole period), so a second node waking within the same
+   * period skips it; a failed run gives the lease back so the next tick on any node retries.
+   */
+  async runScheduled(holder: string): Promise<ImportPlan | undefined> {
+    const periodMs = Math.max(this.deps.config.scheduleMinutes, 1) * 60_000;
+    const lease = await acquireLease(this.deps.store.documents, { name: `directory-sync-${this.source}`, holder, ttlMs: Math.max(periodMs - 30_000, 60_000), now: this.now() });
+    if (!lease) return undefined;
+    try {
+      return await this.run(`directory:${this.source}`);
+    } catch (err) {
+      await releaseLease(this.deps.store.documents, lease).catch(() => undefined);
+      throw err;
+    }
   }
 
   private async read(): Promise<{ entries: DirectoryEntry[]; errors: ImportRow[] }> {
@@ -79,7 +85,8 @@ export class DirectorySyncService {
       throw new ServiceError('invalid-input', `the directory bind password is not set: put it in the environment variable ${c.bindPasswordEnv}`);
     }
     const tlsOptions = { ...(c.caFile ? { ca: readFileSync(c.caFile) } : {}), minVersion: 'TLSv1.2' as const };
-    const client = new Client({ url: c.url, timeout: c.timeoutSeconds * 1000, connectTimeout: c.timeoutSeconds * 1000, tlsOptions });
+    // Passing TLS options makes the client speak TLS from the first byte: only for ldaps://.
+    const client = new Client({ url: c.url, timeout: c.timeoutSeconds * 1000, connectTimeout: c.timeoutSeconds * 1000, ...(c.url.startsWith('ldaps:') ? { tlsOptions } : {}) });
     try {
       if (c.startTls) await client.startTLS(tlsOptions);
       await client.bind(c.bindDn, this.deps.password);
