@@ -50,6 +50,18 @@ export const KANMON_METRICS = {
     unit: 'Milliseconds',
     description: 'Time from sending the request upstream to receiving the response headers.',
   },
+  upstreamTimeouts: {
+    name: 'UpstreamTimeouts',
+    dimensions: ['Route'],
+    unit: 'Count',
+    description: 'One per request answered 504 because the upstream did not connect or answer in time (also counted in UpstreamErrors).',
+  },
+  requestBodyTooLarge: {
+    name: 'RequestBodyTooLarge',
+    dimensions: ['Route'],
+    unit: 'Count',
+    description: "One per request refused with 413 because its body is larger than the route's connection.maxRequestBodyBytes.",
+  },
   loginSuccess: {
     name: 'LoginSuccess',
     dimensions: ['Method'],

@@ -302,6 +302,10 @@ export class KanmonMonitoring extends Construct {
     this.dashboard.addWidgets(
       graph('Requests by status class', [requestsByClass]),
       graph('Proxied 5xx / upstream errors', [proxied5xx, upstreamErrors, upstream5xx]),
+      graph('Upstream timeouts (504) and refused bodies (413)', [
+        query(`SELECT SUM(${KANMON_METRICS.upstreamTimeouts.name}) FROM ${schema(KANMON_METRICS.upstreamTimeouts)} GROUP BY Route`, 'Upstream timeouts by route'),
+        query(`SELECT SUM(${KANMON_METRICS.requestBodyTooLarge.name}) FROM ${schema(KANMON_METRICS.requestBodyTooLarge)} GROUP BY Route`, 'Request bodies too large by route'),
+      ]),
       graph('Upstream latency', [latency]),
     );
     this.dashboard.addWidgets(

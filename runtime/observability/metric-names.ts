@@ -8,6 +8,8 @@ export const METRICS = {
   upstream5xx: { name: 'Upstream5xx', dimensions: ['Route'], unit: 'Count' },
   upstreamErrors: { name: 'UpstreamErrors', dimensions: ['Route'], unit: 'Count' },
   upstreamLatency: { name: 'UpstreamLatency', dimensions: ['Route'], unit: 'Milliseconds' },
+  upstreamTimeouts: { name: 'UpstreamTimeouts', dimensions: ['Route'], unit: 'Count' },
+  requestBodyTooLarge: { name: 'RequestBodyTooLarge', dimensions: ['Route'], unit: 'Count' },
   loginSuccess: { name: 'LoginSuccess', dimensions: ['Method'], unit: 'Count' },
   loginFailure: { name: 'LoginFailure', dimensions: ['Method'], unit: 'Count' },
   activeSessions: { name: 'ActiveSessions', dimensions: [], unit: 'Count' },
