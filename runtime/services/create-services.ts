@@ -9,6 +9,7 @@ import type { Store } from '../store/types.js';
 import { AuthenticatorMetadata } from '../webauthn/authenticator-metadata.js';
 import { AdminConsoleService } from './admin-console.js';
 import { AdminReauthService } from './admin-reauth.js';
+import { UpstreamCredentialService } from './upstream-credentials.js';
 import { AuditLog } from './audit-log.js';
 import { EnrollmentService } from './enrollment.js';
 import { FallbackLoginService } from './fallback-login.js';
@@ -46,6 +47,8 @@ export interface Services {
   readonly adminConsole: AdminConsoleService;
   /** Fresh passkey assertions for the console's sensitive actions. */
   readonly adminReauth: AdminReauthService;
+  /** Sealed upstream credentials (legacy form login, HTTP Basic, API headers), per user or shared, per route. */
+  readonly upstreamCredentials: UpstreamCredentialService;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -94,5 +97,6 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     certificateBulk: new BulkCertificateOperations({ certificates: clientCertificates, users, now }),
     adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: config.session.idleTimeoutSeconds, now }),
     adminReauth: new AdminReauthService({ store, rp, audit, metadata, now }),
+    upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: config.routes, now }),
   };
 }
