@@ -92,6 +92,12 @@ export const KANMON_METRICS = {
     unit: 'Count',
     description: 'One per failed self-check probe (store round trip, certificate, an upstream); Check names the probe.',
   },
+  storeErrors: {
+    name: 'StoreErrors',
+    dimensions: [],
+    unit: 'Count',
+    description: 'One per store call that failed because the store could not be reached or failed (not conflicts or not-found); new sign-ins fail meanwhile.',
+  },
 } as const satisfies Record<string, KanmonMetricDefinition>;
 
 /** Values of the `StatusClass` dimension of `Requests`. */

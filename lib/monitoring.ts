@@ -315,7 +315,10 @@ export class KanmonMonitoring extends Construct {
     );
     this.dashboard.addWidgets(
       graph('DynamoDB throttles and system errors', [throttles, systemErrors]),
-      graph('Self-check failures', [query(`SELECT SUM(${KANMON_METRICS.selfCheckFailures.name}) FROM ${schema(KANMON_METRICS.selfCheckFailures)} GROUP BY Check`, 'Self-check failures by check')]),
+      graph('Self-check failures and store errors', [
+        query(`SELECT SUM(${KANMON_METRICS.selfCheckFailures.name}) FROM ${schema(KANMON_METRICS.selfCheckFailures)} GROUP BY Check`, 'Self-check failures by check'),
+        query(`SELECT SUM(${KANMON_METRICS.storeErrors.name}) FROM ${schema(KANMON_METRICS.storeErrors)}`, 'Failed store calls'),
+      ]),
     );
   }
 }

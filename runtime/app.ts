@@ -28,8 +28,9 @@ import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
 import { Metrics, statusClass } from './observability/metrics.js';
 import { wireAuditAlerts } from './observability/audit-alerts.js';
-import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from './observability/self-check.js';
+import { SelfCheck, certificateCheck, upstreamCheck } from './observability/self-check.js';
 import { startHealthServer } from './observability/health-server.js';
+import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
 
 export interface KanmonApp {
@@ -54,9 +55,11 @@ export interface KanmonApp {
   readonly httpPort?: number;
   /**
    * Stops the node. With `graceMs`, readiness turns false at once, the listener stops accepting,
-   * idle connections close, and in-flight requests get up to `graceMs` to finish.
+   * idle connections close, and in-flight requests get up to `graceMs` to finish. With
+   * `drainDelayMs` (part of `graceMs`), the listener first goes on accepting that long with
+   * readiness false, so the load balancer moves new connections away before it closes.
    */
-  close(opts?: { graceMs?: number }): Promise<void>;
+  close(opts?: { graceMs?: number; drainDelayMs?: number }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -85,13 +88,17 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
   const logger = opts.logger ?? pino({ level: config.log.level, base: { service: 'kanmon' } });
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    const store = await openStore(config);
-    cleanups.push(() => store.close());
-    const secrets = await openSecretBox(config);
-    const services = createServices({ config, store, secrets, logger });
+    const rawStore = await openStore(config);
+    cleanups.push(() => rawStore.close());
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
     const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
+    // Every store call that fails for want of the store is counted, and an outage is notified once.
+    const storeHealth = new StoreHealth({ probe: () => rawStore.ping(), metrics, notifier, logger });
+    cleanups.push(storeHealth.start());
+    const store = observeStore(rawStore, storeHealth);
+    const secrets = await openSecretBox(config);
+    const services = createServices({ config, store, secrets, logger });
     wireAuditAlerts(services.audit, metrics, notifier);
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
@@ -128,6 +135,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
 
+    // Audits nobody awaits (the gateway's and the handshake's): a store outage is logged, never an unhandled rejection.
+    const auditInBackground = (input: Parameters<Services['audit']['record']>[0]) =>
+      services.audit.record(input).catch((err: unknown) => logger.warn({ err, type: input.type }, 'audit event could not be stored'));
     const tokens = new IdentityTokenCache({ keys: services.signingKeys, issuer: config.jwt.issuer, ttlSeconds: config.jwt.ttlSeconds });
     // With PROXY protocol v2, the address the load balancer carried; otherwise the peer's.
     const clientIp = clientAddressOf;
@@ -150,7 +160,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
-      ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: (input) => services.audit.record(input) } : {}),
+      ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),
     });
 
     let tlsFiles: { cert: string; key: string } | undefined;
@@ -180,7 +190,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       // The CA exists before the first handshake names it in a CertificateRequest.
       await services.ca.ensure();
       clientAuth = clientAuthOptions(config, await services.ca.trustedCaPems());
-      if (config.mtls.enforcement === 'reject-connection') connectionGuard = new ConnectionCertificateGuard(peerCertificates, logger, (input) => services.audit.record(input));
+      if (config.mtls.enforcement === 'reject-connection') connectionGuard = new ConnectionCertificateGuard(peerCertificates, logger, auditInBackground);
     }
 
     let server!: Server;
@@ -242,7 +252,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const certNotAfter = tlsFiles ? new Date(new X509Certificate(tlsFiles.cert).validTo) : undefined;
     const selfCheck = new SelfCheck({
       targets: [
-        storeCheck(store),
+        storeHealth.selfCheckTarget(),
         ...(tlsFiles ? [certificateCheck(() => certNotAfter, metrics)] : []),
         ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream)),
       ],
@@ -260,7 +270,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       health = await startHealthServer({
         port: config.server.healthPort,
         host: config.server.host,
-        store,
+        // Readiness probes the store itself; its answers are not store calls to count.
+        store: rawStore,
         version: KANMON_VERSION,
         proxyProtocol: config.server.proxyProtocol,
         readiness: { draining: () => draining, certificateLoaded: () => !!tlsFiles || config.tls.source === 'offloaded', routeCount: () => entries.length },
@@ -286,14 +297,18 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       ...(redirect ? { httpPort: config.server.httpPort } : {}),
       ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
       ...(demo ? { demo } : {}),
-      async close(closeOpts: { graceMs?: number } = {}) {
+      async close(closeOpts: { graceMs?: number; drainDelayMs?: number } = {}) {
         if (closed) return;
         closed = true;
         draining = true;
         stopSelfCheck();
         clearInterval(sessionGauge);
+        const graceMs = closeOpts.graceMs ?? 0;
+        const drainDelayMs = Math.min(closeOpts.drainDelayMs ?? 0, graceMs);
+        // Readiness is false from here on; the listener still accepts until the load balancer has noticed.
+        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
         // Past the grace period, whatever is still in flight is cut.
-        const force = setTimeout(() => server.closeAllConnections(), closeOpts.graceMs ?? 0);
+        const force = setTimeout(() => server.closeAllConnections(), graceMs - drainDelayMs);
         // Connections that finish their last request during the drain are closed as soon as
         // they turn idle, instead of lingering until the keep-alive timeout.
         const sweepIdle = setInterval(() => server.closeIdleConnections(), 100);

@@ -7,8 +7,11 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig } from './config/index.js';
 import { startKanmon } from './app.js';
-import { StoreError } from './store/errors.js';
+import { guardUnhandledRejections } from './observability/unhandled-rejections.js';
 import { resolveWorkerCount, runClusterWorker, startKanmonCluster } from './cluster/index.js';
+
+// Before anything can fail in the background (README: Operations, store failure).
+guardUnhandledRejections();
 
 function configFileArg(argv: readonly string[]): string | undefined {
   let file: string | undefined;

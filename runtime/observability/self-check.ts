@@ -16,6 +16,8 @@ export interface CheckResult {
 
 export interface SelfCheckTarget {
   readonly name: string;
+  /** Listed and counted, but its changes are not logged or notified here (the target reports them itself, e.g. StoreHealth). */
+  readonly quiet?: boolean;
   run(): Promise<{ state: CheckState; detail: string }>;
 }
 
@@ -60,18 +62,18 @@ export class SelfCheck {
         } catch (err) {
           outcome = { state: 'failing', detail: err instanceof Error ? err.message : String(err) };
         }
-        this.record(t.name, outcome);
+        this.record(t.name, outcome, t.quiet === true);
       }),
     );
   }
 
-  private record(name: string, outcome: { state: CheckState; detail: string }): void {
+  private record(name: string, outcome: { state: CheckState; detail: string }, quiet = false): void {
     const previous = this.results.get(name);
     const result: CheckResult = { name, ...outcome, checkedAt: (this.deps.now ?? Date.now)() };
     this.results.set(name, result);
     if (outcome.state === 'failing') this.deps.metrics.count('selfCheckFailures', { Check: name });
     // The first result of a healthy check is not news; a first failing result is.
-    if (previous ? previous.state === outcome.state : outcome.state === 'ok') return;
+    if (quiet || (previous ? previous.state === outcome.state : outcome.state === 'ok')) return;
     const failing = outcome.state === 'failing';
     this.deps.logger[failing ? 'error' : 'info']({ check: name, state: outcome.state, detail: outcome.detail }, `self-check ${name} is ${outcome.state}`);
     void this.deps.notifier.notify({

@@ -29,7 +29,8 @@
         });
         window.location.assign(result.redirect || '/');
       } catch (err) {
-        K.setStatus(msg.failed, 'error');
+        // A store outage has its own explanation, sent by the server in the page's language.
+        K.setStatus(err && err.code === 'store-unavailable' ? err.message : msg.failed, 'error');
         code.value = '';
         code.focus();
         button.disabled = false;

@@ -15,7 +15,8 @@
 
   function fail(err) {
     if (err && err.name === 'AbortError') return; // superseded by the button's ceremony
-    K.setStatus(K.isCancel(err) ? msg.cancelled : msg.failed, 'error');
+    // A store outage has its own explanation, sent by the server in the page's language.
+    K.setStatus(err && err.code === 'store-unavailable' ? err.message : K.isCancel(err) ? msg.cancelled : msg.failed, 'error');
     var button = document.getElementById('passkey-login');
     if (button) button.disabled = false;
   }
