@@ -151,10 +151,30 @@ export function rewriteCssUrls(css: string, publicize: Publicize): string {
 
 /** A Refresh header or meta refresh value, `5; url=http://…`, with its URL made public. */
 export function rewriteRefresh(value: string, publicize: Publicize): string {
-  const m = /^(\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?)(["']?)([^"']*?)(\2\s*)$/i.exec(value);
-  if (!m || m[3] === '') return value;
-  const mapped = publicize(m[3]!);
-  return mapped === undefined ? value : `${m[1]}${m[2]}${mapped}${m[4]}`;
+  // Read by hand rather than with one regex: the value comes from the upstream, and a pattern
+  // with several optional runs of spaces backtracks quadratically on a long hostile one.
+  let i = skipSpaces(value, 0);
+  while (i < value.length && ((value[i]! >= '0' && value[i]! <= '9') || value[i] === '.')) i++;
+  i = skipSpaces(value, i);
+  if (value[i] === ';' || value[i] === ',') i = skipSpaces(value, i + 1);
+  if (value.slice(i, i + 3).toLowerCase() === 'url') {
+    const eq = skipSpaces(value, i + 3);
+    if (value[eq] === '=') i = skipSpaces(value, eq + 1);
+  }
+  let end = value.length;
+  while (end > i && isSpace(value.charCodeAt(end - 1))) end--;
+  const quote = value[i] === '"' || value[i] === "'" ? value[i] : '';
+  const urlStart = i + quote.length;
+  const urlEnd = quote && end > urlStart && value[end - 1] === quote ? end - 1 : end;
+  if (urlEnd <= urlStart) return value;
+  const mapped = publicize(value.slice(urlStart, urlEnd));
+  return mapped === undefined ? value : value.slice(0, urlStart) + mapped + value.slice(urlEnd);
+}
+
+function skipSpaces(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+  return i;
 }
 
 interface Attribute {

@@ -128,6 +128,18 @@ describe('redirects', () => {
     expect((await get(`${s.proxyUrl}/a`)).header('location')).toBe(`${PUBLIC_ORIGIN}/home`);
   });
 
+  it('Refresh without a URL, with a quoted URL, or hostile and long is handled without harm', async () => {
+    s = await setup({});
+    const hostile = `1${' '.repeat(8000)};${' '.repeat(8000)}x`;
+    s.answers.set('/a', answer(200, { refresh: '5' }, 'ok'));
+    s.answers.set('/b', answer(200, { refresh: `0;URL='${s.upstreamUrl}/q'` }, 'ok'));
+    s.answers.set('/c', answer(200, { refresh: hostile }, 'ok'));
+    expect((await get(`${s.proxyUrl}/a`)).header('refresh')).toBe('5');
+    expect((await get(`${s.proxyUrl}/b`)).header('refresh')).toBe(`0;URL='${PUBLIC_ORIGIN}/q'`);
+    expect((await get(`${s.proxyUrl}/c`)).header('refresh')).toBe(hostile);
+    expect(s.errors).toEqual([]);
+  });
+
   it('redirects: false leaves Location alone', async () => {
     s = await setup({ redirects: false });
     s.answers.set('/a', answer(302, { location: `${s.upstreamUrl}/x` }));
