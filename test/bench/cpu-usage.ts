@@ -28,15 +28,19 @@ export const CLOCK_TICKS_PER_SECOND = (() => {
  * the process trees in `pids`, plus (with `reapedChildren`) this process's finished children,
  * which is where a completed wrk run's time ends up.
  */
-export function sampleCpu(cpu: number, pids: readonly number[], reapedChildren = false): CpuSample | undefined {
+export function sampleCpu(cpu: number | readonly number[], pids: readonly number[], reapedChildren = false): CpuSample | undefined {
   try {
-    const line = readFileSync('/proc/stat', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith(`cpu${cpu} `));
-    if (!line) return undefined;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const idle = f[3]! + (f[4] ?? 0);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const stat = readFileSync('/proc/stat', 'utf8').split('\n');
+    let idle = 0;
+    let total = 0;
+    // Several CPUs (a proxy spread over them): their jiffies summed.
+    for (const c of typeof cpu === 'number' ? [cpu] : cpu) {
+      const line = stat.find((l) => l.startsWith(`cpu${c} `));
+      if (!line) return undefined;
+      const f = line.trim().split(/\s+/).slice(1).map(Number);
+      idle += f[3]! + (f[4] ?? 0);
+      total += f.slice(0, 8).reduce((a, b) => a + b, 0);
+    }
     let ownTicks = pids.reduce((sum, pid) => sum + treeTicks(pid), 0);
     if (reapedChildren) ownTicks += statFields(process.pid).slice(13, 15).reduce((a, b) => a + Number(b), 0);
     return { busy: total - idle, total, ownTicks };

@@ -12,8 +12,8 @@ export interface Pinned<T> {
   stop(): Promise<void>;
 }
 
-/** Runs `command args…` on CPU `cpu` and waits for its first stdout line, parsed as JSON. */
-export async function startPinned<T>(cpu: number, command: string, args: readonly string[], what: string): Promise<Pinned<T>> {
+/** Runs `command args…` on CPU `cpu` (a number or a taskset list like "0-1") and waits for its first stdout line, parsed as JSON. */
+export async function startPinned<T>(cpu: number | string, command: string, args: readonly string[], what: string): Promise<Pinned<T>> {
   const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
@@ -41,7 +41,7 @@ export async function startPinned<T>(cpu: number, command: string, args: readonl
 }
 
 /** Starts a Node/TypeScript script of the bench pinned to `cpu`. */
-export function startScript<T>(cpu: number, script: string, args: readonly string[], what: string): Promise<Pinned<T>> {
+export function startScript<T>(cpu: number | string, script: string, args: readonly string[], what: string): Promise<Pinned<T>> {
   return startPinned<T>(cpu, process.execPath, ['--import', 'tsx', script, ...args], what);
 }
 
