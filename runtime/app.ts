@@ -11,6 +11,7 @@ import { startDemoGroupware, type DemoGroupware } from './demo/index.js';
 import { Gateway, type GatewayRoute } from './gateway/gateway.js';
 import { nextRequestId } from './http/request-id.js';
 import { IdentityTokenCache } from './jwt/identity-token.js';
+import { registerAdminConsole } from './admin/index.js';
 import { registerPortal } from './portal/portal.js';
 import { loadStaticFiles } from './portal/static-files.js';
 import { createForwarder } from './proxy/index.js';
@@ -32,6 +33,11 @@ import { SelfCheck, certificateCheck, upstreamCheck } from './observability/self
 import { startHealthServer } from './observability/health-server.js';
 import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
+import { liveNodes, startNodeHeartbeat } from './observability/node-heartbeat.js';
+import { documentsOf } from './services/admin-documents.js';
+import { randomId } from './store/ids.js';
+import type { CheckResult } from './observability/self-check.js';
+import type { DocumentStore } from './store/types.js';
 
 export interface KanmonApp {
   readonly config: KanmonConfig;
@@ -100,6 +106,11 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const secrets = await openSecretBox(config);
     const services = createServices({ config, store, secrets, logger });
     wireAuditAlerts(services.audit, metrics, notifier);
+    // Every node says it is alive, with its version, for the console's dashboard.
+    const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
+    if (heartbeatDocuments) {
+      cleanups.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
+    }
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
 
@@ -142,7 +153,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     // With PROXY protocol v2, the address the load balancer carried; otherwise the peer's.
     const clientIp = clientAddressOf;
     // Client certificates: the listener asks for one only when something uses it (see tls/client-auth.ts).
-    const wantsClientCertificates = config.tls.source !== 'offloaded' && clientCertificatesWanted(config);
+    const wantsClientCertificates = config.tls.source !== 'offloaded' && (clientCertificatesWanted(config) || config.admin.requireMtls);
     const peerCertificates = wantsClientCertificates
       ? new PeerCertificates({
           checker: services.clientCertificates,
@@ -218,7 +229,17 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       // Idle keep-alive connections close at shutdown; in-flight ones may finish (see close()).
       forceCloseConnections: 'idle',
     });
-    await registerPortal(fastify as unknown as FastifyInstance, { config, services, statics: loadStaticFiles(), clientIp });
+    const portalKit = await registerPortal(fastify as unknown as FastifyInstance, { config, services, statics: loadStaticFiles(), clientIp });
+    // The administrator's console; its dashboard reads this node's self-checks once they run.
+    let consoleHealth: () => readonly CheckResult[] = () => [];
+    registerAdminConsole(fastify as unknown as FastifyInstance, portalKit, {
+      deviceOf: async (req) => {
+        const peer = peerCertificates ? await peerCertificates.evidenceOf(req.raw.socket) : undefined;
+        return peer ? { clientCertificate: { valid: peer.check.valid, ...(peer.check.valid ? { owner: peer.check.owner } : {}) } } : {};
+      },
+      health: () => consoleHealth(),
+      nodes: () => liveNodes(documentsOf(store)),
+    });
     fastify.addHook('onResponse', async (_req, reply) => {
       metrics.count('requests', { Route: 'portal', StatusClass: statusClass(reply.statusCode) });
     });
@@ -260,6 +281,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       metrics,
       notifier,
     });
+    consoleHealth = () => selfCheck.snapshot();
     const stopSelfCheck = opts.clusterWorker ? () => undefined : selfCheck.start();
     // In a cluster the primary gauges the node's sessions from every worker's count.
     const sessionGauge = opts.clusterWorker ? undefined : setInterval(() => metrics.gauge('activeSessions', {}, services.sessions.activeCount()), 60_000);
