@@ -42,6 +42,7 @@ export class SessionService {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<ActiveSession | undefined>>();
   private readonly digests = new Map<string, string>();
+  private readonly endListeners: Array<(sessionId: string, context: RequestContext) => Promise<void>> = [];
   /** lastSeenAt is written at most this often per session, so reads do not become writes. */
   private readonly touchEveryMs: number;
 
@@ -177,12 +178,25 @@ export class SessionService {
     setBounded(this.cache, id, { value, fetchedAt }, this.config.cacheMaxEntries);
   }
 
+  /**
+   * Told when a session ends by sign-out or by revoking it alone (e.g. to sign out of upstream
+   * applications too). Awaited; a listener that fails does not stop the sign-out.
+   */
+  onEnd(listener: (sessionId: string, context: RequestContext) => Promise<void>): void {
+    this.endListeners.push(listener);
+  }
+
+  private async notifyEnd(sessionId: string, context: RequestContext): Promise<void> {
+    for (const listener of this.endListeners) await listener(sessionId, context).catch(() => undefined);
+  }
+
   /** Ends the session behind a cookie value (sign-out). */
   async end(token: string, context: RequestContext, user?: User): Promise<void> {
     if (!TOKEN_SHAPE.test(token)) return;
     const id = sessionIdFromToken(token);
     await this.store.sessions.delete(id);
     this.cache.delete(id);
+    await this.notifyEnd(id, context);
     await this.audit.record({ type: 'session.signout', result: 'success', context, ...(user ? { userId: user.id, username: user.username } : {}) });
   }
 
@@ -196,6 +210,7 @@ export class SessionService {
     if (!session || session.userId !== user.id) throw new ServiceError('not-found', 'no such session');
     await this.store.sessions.delete(sessionId);
     this.cache.delete(sessionId);
+    await this.notifyEnd(sessionId, context);
     await this.audit.record({ type: 'session.revoke', result: 'success', userId: user.id, username: user.username, actor, context, details: { count: 1 } });
   }
 
