@@ -14,7 +14,7 @@ import { IdentityTokenCache } from './jwt/identity-token.js';
 import { registerAdminConsole } from './admin/index.js';
 import { registerPortal } from './portal/portal.js';
 import { loadStaticFiles } from './portal/static-files.js';
-import { createForwarder } from './proxy/index.js';
+import { createRouteForwarder } from './proxy/route-forwarder.js';
 import { RouteTable } from './routing/route-table.js';
 import { openSecretBox } from './secrets/index.js';
 import { createServices, type Services } from './services/index.js';
@@ -131,18 +131,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
 
     const entries: GatewayRoute[] = config.routes.map((route) => ({
       route,
-      forwarder: createForwarder({
-        upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream,
-        preserveHost: route.preserveHost,
-        onError: (kind, req, err) => {
-          metrics.count('upstreamErrors', { Route: route.id });
-          logger.warn({ route: route.id, kind, err: err.message, url: req.url?.split('?')[0] }, 'upstream error');
-        },
-        onUpstreamResponse: (status, latencyMs) => {
-          metrics.timing('upstreamLatency', { Route: route.id }, latencyMs);
-          if (status >= 500) metrics.count('upstream5xx', { Route: route.id });
-        },
-      }),
+      forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics }),
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
 
@@ -220,6 +209,12 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         server = tlsFiles
           ? createHttpsServer({ ...tlsFiles, ...clientAuth, minVersion: 'TLSv1.2', requestTimeout: 0 }, dispatch)
           : createHttpServer({ requestTimeout: 0 }, dispatch);
+        // Expect: 100-continue: the portal continues at once; a proxied request only once it is
+        // allowed and its declared size fits the route (the forwarder sends the 100 then).
+        server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+          if (isPortalPath(req.url)) res.writeContinue();
+          dispatch(req, res);
+        });
         if (connectionGuard) connectionGuard.attach(server as unknown as TlsServer);
         return server;
       },
