@@ -92,6 +92,12 @@ export const KANMON_METRICS = {
     unit: 'Count',
     description: 'One per failed self-check probe (store round trip, certificate, an upstream); Check names the probe.',
   },
+  serverCertificateRenewalFailures: {
+    name: 'ServerCertificateRenewalFailures',
+    dimensions: [],
+    unit: 'Count',
+    description: 'One per failed ACME order for the server certificate (tls.source "acme"); the certificate in service stays, and the next attempt backs off.',
+  },
   storeErrors: {
     name: 'StoreErrors',
     dimensions: [],

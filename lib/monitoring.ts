@@ -319,6 +319,9 @@ export class KanmonMonitoring extends Construct {
         query(`SELECT SUM(${KANMON_METRICS.selfCheckFailures.name}) FROM ${schema(KANMON_METRICS.selfCheckFailures)} GROUP BY Check`, 'Self-check failures by check'),
         query(`SELECT SUM(${KANMON_METRICS.storeErrors.name}) FROM ${schema(KANMON_METRICS.storeErrors)}`, 'Failed store calls'),
       ]),
+      graph('Server certificate renewal failures', [
+        new cloudwatch.Metric({ namespace: ns, metricName: KANMON_METRICS.serverCertificateRenewalFailures.name, statistic: cloudwatch.Stats.SUM, period: Duration.hours(1) }),
+      ]),
     );
   }
 }

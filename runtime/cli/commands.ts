@@ -6,6 +6,8 @@ import { parseArgs, UsageError } from './args.js';
 import { caCommand, CERT_USAGE, certCommand } from './cert-commands.js';
 import { enrollLetterCommand, enrollLinkCommand } from './enrollment-commands.js';
 import { policyCheckCommand } from './policy-check.js';
+import { directorySyncCommand, IMPORT_USAGE, userImportCommand } from './import-commands.js';
+import { SERVER_CERT_USAGE, serverCertCommand } from './server-cert-commands.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -26,7 +28,9 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   sessions list <name> [--json]
   sessions revoke <name> [--id SESSION_ID]
   audit tail [--limit N] [--user NAME] [--json]
+${IMPORT_USAGE}
 ${CERT_USAGE}
+${SERVER_CERT_USAGE}
 
 The store is the one the config names (sqlite by default, in the data directory).`;
 
@@ -51,8 +55,11 @@ export async function runCommand(argv: readonly string[], services: Services, co
   if (group === 'enroll-link') return enrollLinkCommand(argv.slice(1), services, config, io);
   if (group === 'enroll-letter') return enrollLetterCommand(argv.slice(1), services, config, io);
   if (group === 'policy' && sub === 'check') return policyCheckCommand(rest, services, config, io);
+  if (group === 'cert' && sub === 'server') return serverCertCommand(rest, services, config, io);
   if (group === 'cert') return certCommand(argv.slice(1), services, io);
   if (group === 'ca') return caCommand(argv.slice(1), services, io);
+  if (group === 'user' && sub === 'import') return userImportCommand(rest, services, io);
+  if (group === 'directory' && sub === 'sync') return directorySyncCommand(rest, services, io);
   switch (`${group} ${sub ?? ''}`.trim()) {
     case 'user add': {
       const a = parseArgs(rest, { options: ['display-name', 'group'], flags: ['admin'] });

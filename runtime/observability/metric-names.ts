@@ -15,6 +15,7 @@ export const METRICS = {
   activeSessions: { name: 'ActiveSessions', dimensions: [], unit: 'Count' },
   serverCertificateDaysToExpiry: { name: 'ServerCertificateDaysToExpiry', dimensions: [], unit: 'None' },
   selfCheckFailures: { name: 'SelfCheckFailures', dimensions: ['Check'], unit: 'Count' },
+  serverCertificateRenewalFailures: { name: 'ServerCertificateRenewalFailures', dimensions: [], unit: 'Count' },
   storeErrors: { name: 'StoreErrors', dimensions: [], unit: 'Count' },
 } as const;
 
