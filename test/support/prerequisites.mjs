@@ -13,6 +13,7 @@ const NEEDED = [
   { program: 'curl', paths: [], pkg: 'curl', why: 'TLS checks from a second client' },
   { program: 'haproxy', paths: ['/usr/sbin/haproxy'], pkg: 'haproxy', why: 'PROXY protocol v2 tests behind a real load balancer' },
   { program: 'unzip', paths: [], pkg: 'unzip', why: 'checking the bulk certificate zip files' },
+  { program: 'pebble', paths: ['/usr/bin/pebble'], pkg: 'pebble', why: 'ACME tests against a real ACME server (pebble and pebble-challtestsrv)' },
   { program: 'slapd', paths: ['/usr/sbin/slapd'], pkg: 'slapd', why: 'directory sync tests against a real LDAP server' },
   { program: 'fc-ipa-gothic', paths: ['/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf'], pkg: 'fonts-ipafont-gothic', why: 'Japanese text in page screenshots' },
 ];
