@@ -16,6 +16,7 @@ import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
 import { certificateIdentityHeaders, identityHeaders } from './identity-headers.js';
 import type { PeerCertificates } from './peer-certificate.js';
 import type { PresentedCertificateCheck } from '../ca/index.js';
+import type { SignInExchange } from '../upstream-auth/index.js';
 
 export interface GatewayRoute {
   readonly route: RouteConfig;
@@ -44,6 +45,8 @@ export interface GatewayDeps {
   readonly mtlsRequiredFor?: MtlsConfig['requiredFor'];
   /** Records an audit event (another user's certificate presented). */
   readonly audit?: (input: AuditInput) => Promise<void>;
+  /** Routes with `upstreamAuth` are forwarded through this (runtime/upstream-auth): it signs in to the upstream for the user. */
+  readonly upstreamSignIn?: { forward(req: IncomingMessage, res: ServerResponse, exchange: SignInExchange): void };
 }
 
 type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Record<string, string>; requestId: string };
@@ -109,7 +112,11 @@ export class Gateway {
           res.on('finish', this.#reportResponse);
         }
         if (outcome.kind === 'forward') {
-          outcome.entry.forwarder.forward(req, res, outcome.ctx);
+          if (outcome.entry.route.upstreamAuth && this.deps.upstreamSignIn) {
+            this.deps.upstreamSignIn.forward(req, res, { route: outcome.entry.route, forwarder: outcome.entry.forwarder, ctx: outcome.ctx, ...(outcome.session ? { session: outcome.session } : {}) });
+          } else {
+            outcome.entry.forwarder.forward(req, res, outcome.ctx);
+          }
         } else {
           this.refuse(req, res, outcome.decision);
         }
@@ -137,7 +144,7 @@ export class Gateway {
   }
 
   private async authorize(req: IncomingMessage): Promise<
-    | { kind: 'forward'; entry: GatewayRoute; ctx: ForwardCtx }
+    | { kind: 'forward'; entry: GatewayRoute; ctx: ForwardCtx; session?: ActiveSession }
     | { kind: 'refuse'; decision: Exclude<Decision, { kind: 'allow' }>; routeId?: string }
   > {
     const host = req.headers.host;
@@ -188,6 +195,8 @@ export class Gateway {
       kind: 'forward',
       entry: entry!,
       ctx: { clientIp: this.deps.clientIp(req), publicHost: host ?? '', identityHeaders: headers, requestId: nextRequestId() },
+      // The session whose identity is forwarded (upstream sign-in keeps its cookie jar per session).
+      ...(active && !decision.byCertificate ? { session: active } : {}),
     };
   }
 
