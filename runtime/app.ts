@@ -1,8 +1,6 @@
 import 'reflect-metadata';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -21,6 +19,10 @@ import { createServices, type Services } from './services/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { ensureDevCertificates } from './tls/index.js';
+import { AcmeChallengeResponder } from './tls/acme-challenge-responder.js';
+import { ServerCertificateDocuments } from './tls/server-certificate-documents.js';
+import { ServerCertificateService } from './tls/server-certificate-service.js';
+import { ServingCertificate, certificateFromPem } from './tls/serving-certificate.js';
 import { ConnectionCertificateGuard, clientAuthOptions, clientCertificatesWanted, type ClientAuthOptions } from './tls/client-auth.js';
 import { PeerCertificates } from './gateway/peer-certificate.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
@@ -33,6 +35,8 @@ import { SelfCheck, certificateCheck, upstreamCheck } from './observability/self
 import { startHealthServer } from './observability/health-server.js';
 import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
+import { UpstreamSignIn } from './upstream-auth/index.js';
+import { upstreamTlsOptions } from './proxy/route-forwarder.js';
 import { liveNodes, startNodeHeartbeat } from './observability/node-heartbeat.js';
 import { documentsOf } from './services/admin-documents.js';
 import { randomId } from './store/ids.js';
@@ -59,6 +63,8 @@ export interface KanmonApp {
   readonly healthPort?: number;
   /** The plain-HTTP listener's port, when server.httpPort is set. */
   readonly httpPort?: number;
+  /** The certificate the TLS listener presents and its reload (and, for acme, renewal) loop; absent when offloaded. */
+  readonly serverCertificate?: ServingCertificate;
   /**
    * Stops the node. With `graceMs`, readiness turns false at once, the listener stops accepting,
    * idle connections close, and in-flight requests get up to `graceMs` to finish. With
@@ -79,6 +85,14 @@ export interface StartOptions {
    * the demo backend, whose address it passes here.
    */
   readonly clusterWorker?: { readonly demoUrl?: string };
+  /** Server certificate timing (ms); tests shorten it. @default poll 30 s, renewal check 60 s, acme-client's ACME polling */
+  readonly serverCertificate?: {
+    readonly pollMs?: number;
+    readonly renewalCheckMs?: number;
+    readonly acmePoll?: { readonly minMs: number; readonly maxMs: number };
+    /** The clock renewal decisions use (a node whose clock says renewal is due). @default Date.now */
+    readonly now?: () => number;
+  };
 }
 
 /** Starts a Kanmon node: store, keys, certificates, portal, gateway, listener. */
@@ -121,6 +135,21 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       sweep.unref();
       cleanups.push(() => clearInterval(sweep));
     }
+    const directory = services.directorySync;
+    if (directory) {
+      if (config.directory.ldap!.allowPlaintext && config.directory.ldap!.url.startsWith('ldap:') && !config.directory.ldap!.startTls) {
+        logger.warn({ url: config.directory.ldap!.url }, 'directory.ldap.allowPlaintext: the directory bind password is sent unencrypted');
+      }
+      if (!opts.clusterWorker) {
+        cleanups.push(
+          directory.startSchedule(
+            randomId(12),
+            (plan) => logger.info({ directory: directory.source, ...plan.summary }, 'directory sync applied'),
+            (err) => logger.warn({ err, directory: directory.source }, 'directory sync failed; it is retried at the next period'),
+          ),
+        );
+      }
+    }
 
     let demo: DemoGroupware | undefined;
     const clusterDemoUrl = opts.clusterWorker?.demoUrl;
@@ -134,6 +163,26 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics }),
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
+    // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.
+    const upstreamSignIn = config.routes.some((r) => r.upstreamAuth)
+      ? new UpstreamSignIn(
+          {
+            documents: store.documents,
+            credentials: services.upstreamCredentials,
+            audit: services.audit,
+            logger,
+            upstreamOf: (route) => {
+              const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
+              return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
+            },
+          },
+          config.routes,
+        )
+      : undefined;
+    if (upstreamSignIn) {
+      services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
+      cleanups.push(() => upstreamSignIn.close());
+    }
 
     // Audits nobody awaits (the gateway's and the handshake's): a store outage is logged, never an unhandled rejection.
     const auditInBackground = (input: Parameters<Services['audit']['record']>[0]) =>
@@ -160,29 +209,56 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
+      ...(upstreamSignIn ? { upstreamSignIn } : {}),
       ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),
     });
 
-    let tlsFiles: { cert: string; key: string } | undefined;
+    // The certificate is swapped in place when its source changes (see tls/serving-certificate.ts).
+    let serving: ServingCertificate | undefined;
+    let acmeChallenges: AcmeChallengeResponder | undefined;
     let devCaCertPath: string | undefined;
     let devCaCreated = false;
+    const certTiming = { ...(opts.serverCertificate?.pollMs ? { pollMs: opts.serverCertificate.pollMs } : {}), ...(opts.serverCertificate?.renewalCheckMs ? { renewalCheckMs: opts.serverCertificate.renewalCheckMs } : {}) };
     switch (config.tls.source) {
       case 'self-signed-dev': {
         const dev = await ensureDevCertificates(config.dataDir, { hostnames: [new URL(config.server.publicOrigin).hostname] });
-        tlsFiles = { cert: dev.certPem, key: dev.keyPem };
+        serving = await ServingCertificate.open({ source: { kind: 'fixed', certificate: certificateFromPem('self-signed-dev', dev.certPem, dev.keyPem) }, logger });
         devCaCertPath = dev.caCertPath;
         devCaCreated = dev.caCreated;
         break;
       }
       case 'file':
-        tlsFiles = { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') };
+        serving = await ServingCertificate.open({ source: { kind: 'file', certFile: config.tls.certFile, keyFile: config.tls.keyFile }, logger, ...certTiming });
         break;
+      case 'acme':
+      case 'imported': {
+        if (config.tls.source === 'imported' && config.tls.secretArn) {
+          throw new Error('tls.source "imported" with secretArn (Secrets Manager) is not supported by this version of Kanmon; import the certificate into the store with `kanmon cert server import` and leave secretArn out');
+        }
+        const acmeConfig = config.tls.source === 'acme' ? config.tls : undefined;
+        const certificates = new ServerCertificateDocuments(store.documents, secrets);
+        const service = new ServerCertificateService({
+          tls: config.tls,
+          documents: store.documents,
+          certificates,
+          audit: auditInBackground,
+          logger,
+          notifier,
+          metrics,
+          ...(opts.serverCertificate?.acmePoll ? { acmePoll: opts.serverCertificate.acmePoll } : {}),
+          ...(opts.serverCertificate?.now ? { now: opts.serverCertificate.now } : {}),
+        });
+        serving = await ServingCertificate.open({ source: { kind: 'store', service, renew: !!acmeConfig, names: acmeConfig?.domains ?? [] }, logger, ...certTiming });
+        if (acmeConfig) acmeChallenges = new AcmeChallengeResponder(certificates, acmeConfig.domains, logger);
+        break;
+      }
       case 'offloaded':
         logger.warn('tls.source is "offloaded": this listener speaks plain HTTP and must only be reachable from the TLS-terminating load balancer');
         break;
-      default:
-        throw new Error(`tls.source "${config.tls.source}" is not supported by this version of Kanmon`);
     }
+    const tlsFiles = serving?.tlsOptions();
+    // TLS-ALPN-01 is answered on this listener: the ACME server's handshake gets the challenge certificate.
+    const alpnChallengeOptions = acmeChallenges && config.tls.source === 'acme' && config.tls.challenge === 'tls-alpn-01' ? acmeChallenges.tlsOptions() : {};
 
     let clientAuth: ClientAuthOptions | undefined;
     let connectionGuard: ConnectionCertificateGuard | undefined;
@@ -207,8 +283,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
             }
           : route;
         server = tlsFiles
-          ? createHttpsServer({ ...tlsFiles, ...clientAuth, minVersion: 'TLSv1.2', requestTimeout: 0 }, dispatch)
+          ? createHttpsServer({ ...tlsFiles, ...clientAuth, ...alpnChallengeOptions, minVersion: 'TLSv1.2', requestTimeout: 0 }, dispatch)
           : createHttpServer({ requestTimeout: 0 }, dispatch);
+        serving?.attach(server as unknown as TlsServer, clientAuth);
         // Expect: 100-continue: the portal continues at once; a proxied request only once it is
         // allowed and its declared size fits the route (the forwarder sends the 100 then).
         server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -265,11 +342,11 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     }
 
     let draining = false;
-    const certNotAfter = tlsFiles ? new Date(new X509Certificate(tlsFiles.cert).validTo) : undefined;
+    if (serving) cleanups.push(serving.start());
     const selfCheck = new SelfCheck({
       targets: [
         storeHealth.selfCheckTarget(),
-        ...(tlsFiles ? [certificateCheck(() => certNotAfter, metrics)] : []),
+        ...(serving ? [certificateCheck(() => serving.notAfter, metrics)] : []),
         ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream)),
       ],
       logger,
@@ -291,12 +368,12 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         store: rawStore,
         version: KANMON_VERSION,
         proxyProtocol: config.server.proxyProtocol,
-        readiness: { draining: () => draining, certificateLoaded: () => !!tlsFiles || config.tls.source === 'offloaded', routeCount: () => entries.length },
+        readiness: { draining: () => draining, certificateLoaded: () => serving?.loaded ?? config.tls.source === 'offloaded', routeCount: () => entries.length },
       });
     }
     let redirect: { close(): void } | undefined;
     if (config.server.httpPort !== 0) {
-      redirect = await startRedirectListener(config.server.httpPort, config.server.host, config.server.publicOrigin, config.server.proxyProtocol, logger);
+      redirect = await startRedirectListener(config.server.httpPort, config.server.host, config.server.publicOrigin, config.server.proxyProtocol, logger, acmeChallenges);
     }
 
     let closed = false;
@@ -312,6 +389,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       notifier,
       ...(health ? { healthPort: health.port } : {}),
       ...(redirect ? { httpPort: config.server.httpPort } : {}),
+      ...(serving ? { serverCertificate: serving } : {}),
       ...(devCaCertPath ? { devCaCertPath, devCaCreated } : {}),
       ...(demo ? { demo } : {}),
       async close(closeOpts: { graceMs?: number; drainDelayMs?: number } = {}) {
@@ -368,15 +446,29 @@ export function isPortalPath(url: string | undefined): boolean {
   return !!url && url.startsWith('/.kanmon') && (url.length === 8 || url[8] === '/' || url[8] === '?');
 }
 
-/** Port 80 on AWS: everything is redirected to the https origin (ACME HTTP-01 answers arrive with the ACME client). */
+/** Port 80 on AWS: ACME HTTP-01 validations are answered (RFC 8555 §8.3), everything else is redirected to the https origin. */
 async function startRedirectListener(
   port: number,
   host: string,
   publicOrigin: string,
   proxyProtocol: KanmonConfig['server']['proxyProtocol'],
   logger: Logger,
+  acmeChallenges?: AcmeChallengeResponder,
 ): Promise<{ close(): void }> {
   const server = createHttpServer((req, res) => {
+    if (acmeChallenges && AcmeChallengeResponder.isHttpChallengePath(req.url)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0, connection: 'close' });
+        res.end();
+        return;
+      }
+      void acmeChallenges.answerHttp(req.url!).then((answer) => {
+        const body = answer.status === 200 ? answer.body : '';
+        res.writeHead(answer.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      });
+      return;
+    }
     const path = req.url && req.url.startsWith('/') && !req.url.startsWith('//') ? req.url : '/';
     res.writeHead(301, { location: `${publicOrigin}${path}`, 'content-length': 0, connection: 'close' });
     res.end();

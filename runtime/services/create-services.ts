@@ -6,6 +6,8 @@ import type { KanmonConfig } from '../config/schema.js';
 import { SigningKeyService } from '../jwt/signing-keys.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { Store } from '../store/types.js';
+import { ServerCertificateDocuments } from '../tls/server-certificate-documents.js';
+import { ServerCertificateService } from '../tls/server-certificate-service.js';
 import { AuthenticatorMetadata } from '../webauthn/authenticator-metadata.js';
 import { AdminConsoleService } from './admin-console.js';
 import { AdminReauthService } from './admin-reauth.js';
@@ -20,9 +22,20 @@ import { RecoveryCodeService } from './recovery-codes.js';
 import { SessionService } from './sessions.js';
 import { TotpService } from './totp.js';
 import { UserService } from './users.js';
+import { CertificateDistributionService } from './certificate-distribution.js';
+import { ContactAddressService } from './contact-addresses.js';
+import { DeviceEnrollmentService } from './device-enrollment.js';
+import { createMailer } from '../notify/create-mailer.js';
+import type { Mailer } from '../notify/mailer.js';
+import { UserImportService } from './user-import.js';
+import { DirectorySyncService } from './directory-sync.js';
 
 /** Every service; HTTP handlers and the CLI both call these, never the store. */
 export interface Services {
+  /** CSV and directory imports: a dry-run plan and an idempotent apply. */
+  readonly userImport: UserImportService;
+  /** LDAP / Active Directory sync, when config.directory.ldap is set. */
+  readonly directorySync?: DirectorySyncService;
   readonly audit: AuditLog;
   readonly users: UserService;
   readonly sessions: SessionService;
@@ -41,6 +54,14 @@ export interface Services {
   readonly clientCertificates: ClientCertificateService;
   /** Certificate operations over a list of users, each with its own result. */
   readonly certificateBulk: BulkCertificateOperations;
+  /** Users' e-mail addresses, for certificate links and expiry warnings. */
+  readonly contacts: ContactAddressService;
+  /** A certificate's download link by mail or on a printed letter. */
+  readonly certificateDistribution: CertificateDistributionService;
+  /** The client-certificate gate on enrollment, and the certificate offered right after it. */
+  readonly deviceEnrollment: DeviceEnrollmentService;
+  /** Mail to one recipient (notifications.mail); absent when not configured. */
+  readonly mailer?: Mailer;
   /** Throttling and lockout for every sign-in path; `kanmon user unlock` clears a lock here. */
   readonly loginGuard: LoginGuard;
   /** The console's user search and edits, every active session, audit views. */
@@ -49,6 +70,8 @@ export interface Services {
   readonly adminReauth: AdminReauthService;
   /** Sealed upstream credentials (legacy form login, HTTP Basic, API headers), per user or shared, per route. */
   readonly upstreamCredentials: UpstreamCredentialService;
+  /** The server certificate kept in the store (acme, imported): status, renewal under the store lease, import. */
+  readonly serverCertificates: ServerCertificateService;
 }
 
 export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
@@ -79,9 +102,15 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     ...(config.ca.organization ? { organization: config.ca.organization } : {}),
     now,
   });
+  const contacts = new ContactAddressService({ documents: store.documents, audit, now });
+  const mailer = createMailer(config.notifications.mail, logger);
+  const userImport = new UserImportService({ store, audit, now });
+  const ldap = config.directory.ldap;
   return {
     audit,
     users,
+    userImport,
+    ...(ldap ? { directorySync: new DirectorySyncService({ config: ldap, imports: userImport, store, password: process.env[ldap.bindPasswordEnv], now }) } : {}),
     sessions,
     passkeyLogin: new PasskeyLoginService({ store, rp, audit, sessions, guard: loginGuard, metadata, now }),
     enrollment: new EnrollmentService({ store, users, audit, rp, enrollment: config.enrollment, publicOrigin: config.server.publicOrigin, policy: policyTable, metadata, now }),
@@ -95,8 +124,27 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
     ca,
     clientCertificates,
     certificateBulk: new BulkCertificateOperations({ certificates: clientCertificates, users, now }),
+    contacts,
+    certificateDistribution: new CertificateDistributionService({
+      certificates: clientCertificates,
+      users,
+      contacts,
+      audit,
+      ...(mailer ? { mailer } : {}),
+      organisation: config.ca.organization ?? config.webauthn.rpName,
+    }),
+    deviceEnrollment: new DeviceEnrollmentService({ config, certificates: clientCertificates, documents: store.documents, audit, now }),
+    ...(mailer ? { mailer } : {}),
     adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: config.session.idleTimeoutSeconds, now }),
     adminReauth: new AdminReauthService({ store, rp, audit, metadata, now }),
     upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: config.routes, now }),
+    serverCertificates: new ServerCertificateService({
+      tls: config.tls,
+      documents: store.documents,
+      certificates: new ServerCertificateDocuments(store.documents, deps.secrets),
+      audit: (input) => audit.record(input),
+      logger,
+      now,
+    }),
   };
 }
