@@ -288,6 +288,35 @@ export class ClientCertificateService {
     }));
   }
 
+  /**
+   * A user revokes one of their own certificates (a lost or replaced device). Someone else's
+   * serial, or a malformed one, is 'not-found' either way, so the answer tells nothing about
+   * other people's certificates.
+   */
+  async revokeOwn(user: Pick<User, 'id' | 'username'>, serial: unknown, options: { context?: RequestContext } = {}): Promise<{ certificate: ClientCertificate; changed: boolean }> {
+    let clean: string | undefined;
+    try {
+      clean = typeof serial === 'string' && serial.length <= 64 ? normalizeSerial(serial) : undefined;
+    } catch {
+      clean = undefined;
+    }
+    const certificate = clean ? await this.#deps.store.clientCertificates.get(clean) : undefined;
+    if (!certificate || certificate.owner.kind !== 'user' || certificate.owner.userId !== user.id || certificate.status === 'deleted') {
+      await this.#deps.audit.record({
+        type: 'cert.revoke',
+        result: 'failure',
+        reason: 'not-own-certificate',
+        userId: user.id,
+        username: user.username,
+        actor: user.username,
+        context: options.context ?? CLI_CONTEXT,
+        details: { serial: String(serial).slice(0, 64) },
+      });
+      throw new ServiceError('not-found', 'you have no certificate with that serial');
+    }
+    return this.revoke(certificate.serial, { actor: user.username, ...(options.context ? { context: options.context } : {}), reason: 'cessationOfOperation' });
+  }
+
   /** Deletes one certificate (revoking it first when active); deleting again changes nothing. */
   async delete(serial: string, options: ActionOptions = {}): Promise<{ certificate: ClientCertificate; changed: boolean }> {
     const clean = safeSerial(serial);

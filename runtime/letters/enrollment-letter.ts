@@ -20,7 +20,7 @@ export interface EnrollmentLetterInput {
   readonly timeZone?: string;
 }
 
-function formatExpiry(expiresAt: number, locale: 'ja-JP' | 'en-GB', timeZone?: string): string {
+export function formatExpiry(expiresAt: number, locale: 'ja-JP' | 'en-GB', timeZone?: string): string {
   // Fields rather than dateStyle, which cannot be combined with a time zone name.
   return new Intl.DateTimeFormat(locale, {
     year: 'numeric',
@@ -40,7 +40,8 @@ export async function enrollmentQrSvg(url: string): Promise<string> {
   return svg.trim().replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, '<svg role="img" aria-labelledby="qr-label" class="qr"');
 }
 
-const STYLE = `
+/** The letters' print style: A4, black on white, Japanese fonts first. */
+export const LETTER_STYLE = `
   @page { size: A4; margin: 18mm; }
   * { box-sizing: border-box; }
   body { margin: 0 auto; max-width: 180mm; padding: 12mm 0; font: 11pt/1.6 "Hiragino Sans", "Noto Sans JP", "Yu Gothic", Meiryo, system-ui, sans-serif; color: #000; background: #fff; }
@@ -75,7 +76,7 @@ export async function renderEnrollmentLetter(input: EnrollmentLetterInput): Prom
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>パスキー登録のご案内 / Passkey enrollment — ${input.username}</title>
-<style>${new Html(STYLE)}</style>
+<style>${new Html(LETTER_STYLE)}</style>
 </head>
 <body>
 <header>
