@@ -37,6 +37,8 @@ import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
 import { UpstreamSignIn } from './upstream-auth/index.js';
 import { upstreamTlsOptions } from './proxy/route-forwarder.js';
+import { UpstreamSignIn } from './upstream-auth/index.js';
+import { upstreamTlsOptions } from './proxy/route-forwarder.js';
 import { liveNodes, startNodeHeartbeat } from './observability/node-heartbeat.js';
 import { documentsOf } from './services/admin-documents.js';
 import { randomId } from './store/ids.js';
@@ -183,6 +185,26 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
       cleanups.push(() => upstreamSignIn.close());
     }
+    // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.
+    const upstreamSignIn = config.routes.some((r) => r.upstreamAuth)
+      ? new UpstreamSignIn(
+          {
+            documents: store.documents,
+            credentials: services.upstreamCredentials,
+            audit: services.audit,
+            logger,
+            upstreamOf: (route) => {
+              const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
+              return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
+            },
+          },
+          config.routes,
+        )
+      : undefined;
+    if (upstreamSignIn) {
+      services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
+      cleanups.push(() => upstreamSignIn.close());
+    }
 
     // Audits nobody awaits (the gateway's and the handshake's): a store outage is logged, never an unhandled rejection.
     const auditInBackground = (input: Parameters<Services['audit']['record']>[0]) =>
@@ -209,6 +231,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
+      ...(upstreamSignIn ? { upstreamSignIn } : {}),
       ...(upstreamSignIn ? { upstreamSignIn } : {}),
       ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),
     });
