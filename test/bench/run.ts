@@ -274,7 +274,7 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
   out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
   out.push(
     `other load: share of CPU ${PROXY_CPU} (proxy) and CPU ${LOAD_CPU} (wrk + upstream) that unrelated processes took during that case; ` +
-      'above a few percent the row is skewed (run again, or use --rounds).',
+      'above a few percent the row is skewed (run again, or use --rounds). N-worker rows: one figure over all the CPUs they share with the load.',
   );
   process.stdout.write(`${out.join('\n')}\n`);
 }
