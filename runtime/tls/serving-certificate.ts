@@ -83,6 +83,11 @@ export class ServingCertificate {
     return this.#current;
   }
 
+  /** The name this node orders under (acme): the store lease's holder and the status's lastOrderBy. */
+  get orderHolder(): string | undefined {
+    return this.opts.source.kind === 'store' ? this.opts.source.service.holder : undefined;
+  }
+
   /** Whether a real certificate is in service; readiness waits for it. */
   get loaded(): boolean {
     return this.#loaded;

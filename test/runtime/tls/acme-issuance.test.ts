@@ -75,7 +75,7 @@ describe('HTTP-01', () => {
     const stored = await app.store.documents.get('tls-server-certificate', 'current', Date.now());
     expect(stored!.body).not.toContain('PRIVATE KEY');
     const status = await app.services.serverCertificates.status();
-    expect(status.certificate!.names.sort()).toEqual([APP, GATEWAY].sort());
+    expect([...status.certificate!.names].sort()).toEqual([APP, GATEWAY].sort());
     expect(status.renewal.consecutiveFailures).toBe(0);
     expect(status.renewal.lastSuccessAt).toBeGreaterThan(0);
     const audit = await app.services.audit.tail({ limit: 20 });

@@ -75,7 +75,7 @@ export function handshake(port: number, servername: string, ca: string | undefin
         cert: socket.getPeerCertificate(),
         authorized: socket.authorized,
         ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
-        alpn: socket.alpnProtocol,
+        alpn: socket.alpnProtocol ?? false,
       };
       socket.end();
       resolve(result);
