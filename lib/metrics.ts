@@ -104,6 +104,12 @@ export const KANMON_METRICS = {
     unit: 'Count',
     description: 'One per store call that failed because the store could not be reached or failed (not conflicts or not-found); new sign-ins fail meanwhile.',
   },
+  clientCertificatesExpiring: {
+    name: 'ClientCertificatesExpiring',
+    dimensions: [],
+    unit: 'Count',
+    description: 'Active client certificates that expire within clientCertificates.renewBeforeDays, emitted by the node that ran the hourly expiry-warning job.',
+  },
 } as const satisfies Record<string, KanmonMetricDefinition>;
 
 /** Values of the `StatusClass` dimension of `Requests`. */

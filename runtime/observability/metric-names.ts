@@ -17,6 +17,7 @@ export const METRICS = {
   selfCheckFailures: { name: 'SelfCheckFailures', dimensions: ['Check'], unit: 'Count' },
   serverCertificateRenewalFailures: { name: 'ServerCertificateRenewalFailures', dimensions: [], unit: 'Count' },
   storeErrors: { name: 'StoreErrors', dimensions: [], unit: 'Count' },
+  clientCertificatesExpiring: { name: 'ClientCertificatesExpiring', dimensions: [], unit: 'Count' },
 } as const;
 
 export type MetricKey = keyof typeof METRICS;

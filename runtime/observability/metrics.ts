@@ -85,7 +85,7 @@ export class Metrics {
         if (s.samples.length > 0) value = s.samples.map((v) => Math.round(v * 100) / 100);
         s.samples = [];
         s.seen = 0;
-      } else if (s.key === 'activeSessions' || s.key === 'serverCertificateDaysToExpiry') {
+      } else if (s.key === 'activeSessions' || s.key === 'serverCertificateDaysToExpiry' || s.key === 'clientCertificatesExpiring') {
         if (s.seen > 0) value = s.value;
       } else {
         if (s.value !== 0) value = s.value;
