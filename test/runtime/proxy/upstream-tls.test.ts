@@ -40,8 +40,8 @@ afterEach(async () => {
 });
 
 interface Seen {
-  servername: string | false | undefined;
-  peerCn: string | undefined;
+  servername: string | false | null | undefined;
+  peerCn: string | string[] | undefined;
 }
 
 /** An https upstream answering "secure ok" and recording the SNI and client certificate of each request. */
