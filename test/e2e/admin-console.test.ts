@@ -141,7 +141,7 @@ describe('administrator console in the browser', () => {
     await admin.waitForURL(`${kanmon.url}${A}/users/hanako`);
     await admin.click(`#user-certificates tr[data-serial="${serial}"] button`);
     await admin.waitForURL(`${kanmon.url}${A}/users/hanako?done=revoked`);
-    expect(await admin.textContent(`#user-certificates tr[data-serial="${serial}"] .cert-status`)).toBe('revoked');
+    expect(await admin.getAttribute(`#user-certificates tr[data-serial="${serial}"] .cert-status`, 'data-status')).toBe('revoked');
     expect(dialogs.length).toBeGreaterThanOrEqual(2);
 
     kanmon.app.services.clientCertificates.forgetStatus(serial);

@@ -154,7 +154,7 @@ ${sessions.length > 0 ? button('sessions/revoke', t('admin.sessions.revokeAll'),
 <section aria-labelledby="certs-h"><h2 id="certs-h">${t('admin.certs.title')}</h2>
 <p id="cert-limit">${t('admin.certs.limitUse')}: ${active} / ${c.config.clientCertificates.maxActivePerUser}</p>
 <table id="user-certificates"><thead><tr><th scope="col">${t('admin.certs.serial')}</th><th scope="col">${t('admin.certs.device')}</th><th scope="col">${t('admin.users.status')}</th><th scope="col">${t('admin.certs.expires')}</th><th scope="col">${t('account.col.actions')}</th></tr></thead>
-<tbody>${certificates.map((x) => html`<tr data-serial="${x.serial}"><td><code>${x.serial}</code></td><td>${x.deviceLabel}</td><td class="cert-status">${x.status}</td><td>${timeTag(x.expiresAt, '')}</td>
+<tbody>${certificates.map((x) => html`<tr data-serial="${x.serial}"><td><code>${x.serial}</code></td><td>${x.deviceLabel}</td><td class="cert-status" data-status="${x.status}">${t(`admin.certs.status.${x.status}`)}</td><td>${timeTag(x.expiresAt, '')}</td>
 <td>${x.status === 'active' ? button('certificates/revoke', t('admin.certs.revoke'), { danger: true, confirm: t('admin.confirm'), extra: html`<input type="hidden" name="serial" value="${x.serial}">` }) : ''}</td></tr>`)}</tbody></table>
 ${postForm({ action: `${ADMIN_PREFIX}/certificates/issue`, csrf: a.csrf, className: 'inline-action', body: html`<input type="hidden" name="_back" value="${path}"><input type="hidden" name="username" value="${user.username}"><label for="cert-device">${t('admin.certs.device')}</label><input id="cert-device" name="device" type="text" maxlength="64"><button type="submit" id="issue-cert">${t('admin.certs.issue')}</button>` })}
 </section>
