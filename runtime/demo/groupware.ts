@@ -29,7 +29,7 @@ export interface DemoGroupware {
   readonly url: string;
   readonly port: number;
   /** Counters of the legacy area's own sign-ins. */
-  readonly legacy: { readonly stats: LegacyStats };
+  readonly legacy: { readonly stats: LegacyStats; endAllSessions(): void };
   close(): Promise<void>;
 }
 

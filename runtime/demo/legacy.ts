@@ -55,6 +55,11 @@ export class LegacyArea {
     this.#password = opts.password ?? LEGACY_DEMO_PASSWORD;
   }
 
+  /** Ends every session, as a restart of a legacy app (or its session timeout) would. */
+  endAllSessions(): void {
+    this.#sessions.clear();
+  }
+
   get stats(): LegacyStats {
     return { ...this.#stats };
   }

@@ -125,6 +125,16 @@ export class UpstreamSignIn {
     }
 
     const jarId = JarStore.idOf(active.session.id, x.route.id);
+    const pathname = pathOnly(req.url ?? '/');
+    if (pathname === pathOnly(auth.loginUrl) && (req.method === 'GET' || req.method === 'HEAD')) {
+      // The user never needs the upstream's own login page: Kanmon signs in and sends them on.
+      const result = (await this.#jars.get(jarId)).signedInAt === undefined ? await this.#signIn(req, x, auth, creds, jarId, undefined) : 'signed-in';
+      if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
+      drain(req);
+      res.writeHead(303, { location: homeOf(x.route), 'cache-control': 'no-store', 'content-length': 0 });
+      res.end();
+      return;
+    }
     let jar = await this.#jars.get(jarId);
     if (jar.signedInAt === undefined) {
       const result = await this.#signIn(req, x, auth, creds, jarId, undefined);
@@ -145,8 +155,16 @@ export class UpstreamSignIn {
     const expiresAt = x.session!.session.absoluteExpiresAt;
     const relogin = (): Settled => ({ kind: 'intercept', onIntercept: () => this.#relogin(req, res, x, auth, creds, jarId, jar, replay) });
 
+    const loggingOut = auth.logoutUrl !== undefined && pathOnly(path) === pathOnly(auth.logoutUrl);
     const inspectResponse = (status: number, headers: string[]): ResponseHeadDecision => {
       const taken = takeSetCookies(headers);
+      if (loggingOut) {
+        // The app's own logout link: its session ends; the next request signs in afresh.
+        this.#jars
+          .update(jarId, expiresAt, (s) => ({ cookies: taken ? applySetCookies(s.cookies, taken.setCookies, path, this.#now()) : s.cookies }))
+          .catch((err: unknown) => this.opts.logger.warn({ err, route: x.route.id }, 'upstream cookies could not be stored in the jar'));
+        return taken ? { kind: 'pass', headers: taken.rest } : PASS;
+      }
       if (taken) {
         // The jar learns the cookies; the browser never sees them.
         this.#jars
@@ -339,6 +357,17 @@ export class UpstreamSignIn {
 /** A decision made on the head or after the body: relay or intercept. */
 type Settled = Exclude<ResponseHeadDecision, { kind: 'inspect-body' }>;
 const PASS: Settled = { kind: 'pass' };
+
+function pathOnly(target: string): string {
+  const q = target.search(/[?#]/);
+  return q === -1 ? target : target.slice(0, q);
+}
+
+/** Where a user who asked for the upstream's login page is sent once signed in: the route's own root. */
+function homeOf(route: RouteConfig): string {
+  const prefix = route.match.pathPrefix;
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
