@@ -124,7 +124,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     wireAuditAlerts(services.audit, metrics, notifier);
     // Every node says it is alive, with its version, for the console's dashboard.
     const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
-    if (heartbeatDocuments) {
+    // In a cluster the primary beats once for the node (runtime/cluster/primary.ts).
+    if (heartbeatDocuments && !opts.clusterWorker) {
       cleanups.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
     }
     await services.signingKeys.ensureActiveKey();

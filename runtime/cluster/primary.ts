@@ -19,6 +19,9 @@ import type { Store } from '../store/types.js';
 import { ensureDevCertificates } from '../tls/index.js';
 import { clientCertificatesWanted } from '../tls/client-auth.js';
 import { KANMON_VERSION } from '../version.js';
+import { startNodeHeartbeat } from '../observability/node-heartbeat.js';
+import type { DocumentStore } from '../store/types.js';
+import { randomId } from '../store/ids.js';
 import { isWorkerMessage, type PrimaryMessage } from './messages.js';
 
 export interface ClusterOptions {
@@ -129,6 +132,21 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     }, 60_000);
     sweep.unref();
     cleanups.push(() => clearInterval(sweep));
+    // One heartbeat for the node (the console lists nodes, not workers).
+    const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
+    if (heartbeatDocuments) {
+      cleanups.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
+    }
+    const directory = services.directorySync;
+    if (directory) {
+      cleanups.push(
+        directory.startSchedule(
+          randomId(12),
+          (plan) => logger.info({ directory: directory.source, ...plan.summary }, 'directory sync applied'),
+          (err) => logger.warn({ err, directory: directory.source }, 'directory sync failed; it is retried at the next period'),
+        ),
+      );
+    }
 
     const certNotAfter = certPem ? new Date(new X509Certificate(certPem).validTo) : undefined;
     const selfCheck = new SelfCheck({
