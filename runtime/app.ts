@@ -27,6 +27,7 @@ import { ConnectionCertificateGuard, clientAuthOptions, clientCertificatesWanted
 import { PeerCertificates } from './gateway/peer-certificate.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { createNotifier } from './notify/create-notifier.js';
+import { CertificateExpiryWarnings } from './ca/expiry-warnings.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
 import { Metrics, statusClass } from './observability/metrics.js';
@@ -120,6 +121,23 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(storeHealth.start());
     const store = observeStore(rawStore, storeHealth);
     const secrets = await openSecretBox(config);
+    // Client certificates about to lapse: hourly, one node at a time under a store lease.
+    cleanups.push(
+      new CertificateExpiryWarnings({
+        certificates: services.clientCertificates,
+        users: services.users,
+        contacts: services.contacts,
+        documents: store.documents,
+        notifier,
+        ...(services.mailer ? { mailer: services.mailer } : {}),
+        audit: services.audit,
+        thresholdsDays: config.notifications.certificateExpiryDays,
+        renewBeforeDays: config.clientCertificates.renewBeforeDays,
+        onExpiringCount: (n) => metrics.gauge('clientCertificatesExpiring', {}, n),
+        organisation: config.ca.organization ?? config.webauthn.rpName,
+        logger,
+      }).start(),
+    );
     const services = createServices({ config, store, secrets, logger });
     wireAuditAlerts(services.audit, metrics, notifier);
     // Every node says it is alive, with its version, for the console's dashboard.
