@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { REVOCATION_REASONS, type BulkUserResult, type IssuedCertificate } from '../../ca/index.js';
 import { html, timeTag } from '../../portal/html.js';
 import { ServiceError } from '../../services/errors.js';
-import type { RevocationReason } from '../../store/types.js';
+import type { ClientCertificate, RevocationReason } from '../../store/types.js';
 import { ADMIN_PREFIX, field, optionalField, usernameList, type AdminConsole, type AdminRequest } from '../console.js';
 import { postForm } from '../layout.js';
 import { userPath } from './users.js';
@@ -31,6 +31,9 @@ export function registerCertificates(c: AdminConsole): void {
       s.ca.crlDer().then(() => undefined),
     ]);
     void revoked;
+    // Owners by id, to name them in the lists.
+    const ownerIds = [...new Set([...shared, ...expiring].flatMap((x) => (x.owner.kind === 'user' ? [x.owner.userId] : [])))];
+    const owners = new Map((await Promise.all(ownerIds.map((id) => s.users.getById(id)))).flatMap((u) => (u ? [[u.id, u.username] as const] : [])));
     const cc = c.config.clientCertificates;
     const back = html`<input type="hidden" name="_back" value="${CERTS_PATH}">`;
     const body = html`
@@ -54,15 +57,15 @@ ${postForm({
   className: 'card admin-form wide',
   body: html`${back}<label for="bulk-usernames">${t('admin.usernames')}</label><textarea id="bulk-usernames" name="usernames" rows="5" required aria-describedby="bulk-hint"></textarea><p id="bulk-hint" class="hint">${t('admin.usernamesHint')}</p>
 <label for="bulk-action">${t('admin.certs.bulkAction')}</label><select id="bulk-action" name="action">${BULK_ACTIONS.map((x) => html`<option value="${x}">${t(`admin.certs.bulk.${x}`)}</option>`)}</select>
-<label for="bulk-reason">${t('admin.certs.reason')}</label><select id="bulk-reason" name="reason">${REVOCATION_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}</select>
+<label for="bulk-reason">${t('admin.certs.reason')}</label><select id="bulk-reason" name="reason">${REVOCATION_REASONS.map((r) => html`<option value="${r}">${t(`admin.certs.reason.${r}`)}</option>`)}</select>
 <button type="submit" class="primary" id="bulk-run">${t('admin.certs.bulkRun')}</button>`,
 })}
 </section>
 <section aria-labelledby="expiring-h"><h2 id="expiring-h">${t('admin.certs.expiring')} (${cc.renewBeforeDays} ${t('admin.days')})</h2>
-${certTable(c, a, t, expiring, 'expiring')}
+${certTable(a, t, expiring, 'expiring', owners)}
 </section>
 <section aria-labelledby="shared-h"><h2 id="shared-h">${t('admin.certs.shared')}</h2>
-${certTable(c, a, t, shared, 'shared')}
+${certTable(a, t, shared, 'shared', owners)}
 </section>`;
     return c.html(reply, c.render(req, a, { section: CERTS_PATH, title: t('admin.nav.certificates'), body }));
   });
@@ -147,10 +150,10 @@ ${postForm({ action: `${CERTS_PATH}/bulk`, csrf: a.csrf, className: 'inline-acti
   }
 }
 
-function certTable(c: AdminConsole, a: AdminRequest, t: FastifyRequest['kanmonT'], certs: readonly import('../../store/types.js').ClientCertificate[], id: string) {
+function certTable(a: AdminRequest, t: FastifyRequest['kanmonT'], certs: readonly ClientCertificate[], id: string, owners: ReadonlyMap<string, string>) {
   if (certs.length === 0) return html`<p>${t('admin.certs.none')}</p>`;
   return html`<table id="${id}-certificates"><thead><tr><th scope="col">${t('admin.certs.serial')}</th><th scope="col">${t('admin.certs.owner')}</th><th scope="col">${t('admin.certs.device')}</th><th scope="col">${t('admin.users.status')}</th><th scope="col">${t('admin.certs.expires')}</th><th scope="col">${t('account.col.actions')}</th></tr></thead>
-<tbody>${certs.map((x) => html`<tr data-serial="${x.serial}"><td><code>${x.serial}</code></td><td>${x.owner.kind === 'shared' ? x.owner.label : html`<a href="${ADMIN_PREFIX}/users/by-id/${x.owner.userId}">${t('admin.certs.user')}</a>`}</td><td>${x.deviceLabel}</td><td data-status="${x.status}">${t(`admin.certs.status.${x.status}`)}</td><td>${timeTag(x.expiresAt, '')}</td>
+<tbody>${certs.map((x) => html`<tr data-serial="${x.serial}"><td><code>${x.serial}</code></td><td>${x.owner.kind === 'shared' ? x.owner.label : html`<a href="${ADMIN_PREFIX}/users/by-id/${x.owner.userId}">${owners.get(x.owner.userId) ?? t('admin.certs.user')}</a>`}</td><td>${x.deviceLabel}</td><td data-status="${x.status}">${t(`admin.certs.status.${x.status}`)}</td><td>${timeTag(x.expiresAt, '')}</td>
 <td>${x.status === 'active' ? postForm({ action: `${CERTS_PATH}/revoke`, csrf: a.csrf, className: 'inline-action', confirm: t('admin.confirm'), body: html`<input type="hidden" name="_back" value="${CERTS_PATH}"><input type="hidden" name="serial" value="${x.serial}"><button type="submit" class="danger">${t('admin.certs.revoke')}</button>` }) : ''}
 ${postForm({ action: `${CERTS_PATH}/delete`, csrf: a.csrf, className: 'inline-action', confirm: t('admin.confirm'), body: html`<input type="hidden" name="_back" value="${CERTS_PATH}"><input type="hidden" name="serial" value="${x.serial}"><button type="submit" class="danger">${t('admin.certs.delete')}</button>` })}</td></tr>`)}</tbody></table>`;
 }

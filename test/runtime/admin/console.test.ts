@@ -4,7 +4,10 @@
  * for sensitive actions, audit with before/after, escaping, and hostile input.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KanmonConfigInput } from '../../../runtime/config/schema.js';
+import { createDynamoDbClient, createTable } from '../../../runtime/store/dynamodb/index.js';
 import type { User } from '../../../runtime/store/types.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { KanmonHarness, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
 import type { SoftAuthenticator } from '../../support/soft-authenticator.js';
 
@@ -36,7 +39,9 @@ function csrfOf(page: HttpAnswer): string {
   return m[1]!;
 }
 
-describe('administrator console', () => {
+/** The console against each store: SQLite, and DynamoDB Local (the console's state lives in named documents). */
+function describeConsole(storeName: string, storeConfig: () => Promise<KanmonConfigInput>): void {
+describe(`administrator console (${storeName})`, () => {
   let h: KanmonHarness;
   let key: SoftAuthenticator;
   let adminCookie: string;
@@ -45,7 +50,7 @@ describe('administrator console', () => {
   let csrf: string;
 
   beforeAll(async () => {
-    h = await KanmonHarness.start({ admin: { reauthSeconds: 600 } });
+    h = await KanmonHarness.start({ admin: { reauthSeconds: 600 }, ...(await storeConfig()) });
     key = softAuthenticatorFor(h);
     ({ cookie: adminCookie, user: admin } = await h.enrollAdmin(key));
     const bob = await h.app.services.users.addUser({ username: 'bob', actor: 'test' });
@@ -232,4 +237,23 @@ describe('administrator console', () => {
     h.app.services.sessions.clearCache();
     expect(await h.app.services.sessions.resolve(carolCookie.split('=')[1])).toBeUndefined();
   });
+});
+}
+
+let dynamo: DynamoDbLocal | undefined;
+afterAll(async () => {
+  await dynamo?.stop();
+});
+
+describeConsole('sqlite', async () => ({}));
+describeConsole('dynamodb', async () => {
+  dynamo = await startDynamoDbLocal();
+  const table = `kanmon-console-${Date.now().toString(36)}`;
+  const client = createDynamoDbClient({ endpoint: dynamo.endpoint });
+  try {
+    await createTable(client, table);
+  } finally {
+    client.destroy();
+  }
+  return { store: { kind: 'dynamodb', table, endpoint: dynamo.endpoint } };
 });
