@@ -29,6 +29,8 @@ import { createMailer } from '../notify/create-mailer.js';
 import type { Mailer } from '../notify/mailer.js';
 import { UserImportService } from './user-import.js';
 import { DirectorySyncService } from './directory-sync.js';
+import { ConfigVersionService } from './config-versions.js';
+import { liveView } from '../config/live.js';
 
 /** Every service; HTTP handlers and the CLI both call these, never the store. */
 export interface Services {
@@ -72,32 +74,44 @@ export interface Services {
   readonly upstreamCredentials: UpstreamCredentialService;
   /** The server certificate kept in the store (acme, imported): status, renewal under the store lease, import. */
   readonly serverCertificates: ServerCertificateService;
+  /** Routes, policies and live settings as versions in the store: save, diff, rollback, import, export. */
+  readonly configVersions: ConfigVersionService;
 }
 
-export function createServices(deps: { config: KanmonConfig; store: Store; secrets: SecretBox; logger: Logger; now?: () => number }): Services {
+export function createServices(deps: {
+  config: KanmonConfig;
+  store: Store;
+  secrets: SecretBox;
+  logger: Logger;
+  now?: () => number;
+  /** Where the running config is read when it changes while Kanmon runs (runtime/config/live.ts); default: `config`, fixed. */
+  live?: { readonly config: KanmonConfig };
+}): Services {
   const { config, store, logger } = deps;
+  // Settings an administrator may change while Kanmon runs are read through these views at each use.
+  const live = deps.live ?? { config };
   const now = deps.now ?? Date.now;
   const audit = new AuditLog(store, logger, now);
   const users = new UserService(store, audit, now);
   // Activity is recorded often enough to measure the tightest idle limit, a route's or the global one.
-  const sessions = new SessionService(store, config.session, audit, now, Math.min(config.session.idleTimeoutSeconds, ...config.routes.map((r) => r.policy.idleTimeoutSeconds ?? Infinity)));
+  const sessions = new SessionService(store, () => live.config.session, audit, now, Math.min(config.session.idleTimeoutSeconds, ...config.routes.map((r) => r.policy.idleTimeoutSeconds ?? Infinity)));
   // Verified once at start; a BLOB that does not verify stops the start-up with the reason (no silent fallback).
   const metadata = AuthenticatorMetadata.fromConfig(config.webauthn, now());
   if (metadata.source) logger.info({ mds: metadata.source }, 'FIDO metadata BLOB loaded');
   if (metadata.isStale(now())) logger.warn({ mds: metadata.source }, 'the FIDO metadata BLOB is past its nextUpdate date; install a newer one');
-  const policyTable = { routes: config.routes, groups: config.groups };
+  const policyTable = { get routes() { return live.config.routes; }, groups: config.groups };
   const rp = config.webauthn;
-  const totp = new TotpService({ store, secrets: deps.secrets, audit, config: config.totp, now });
+  const totp = new TotpService({ store, secrets: deps.secrets, audit, config: liveView(() => live.config.totp), now });
   const recoveryCodes = new RecoveryCodeService({ store, audit, now });
   // One guard for every sign-in path, so a lock holds whichever factor is tried next.
-  const loginGuard = new LoginGuard({ store, config: config.loginProtection, audit, now });
+  const loginGuard = new LoginGuard({ store, config: liveView(() => live.config.loginProtection), audit, now });
   const ca = new CertificateAuthorityService({ store, secrets: deps.secrets, audit, config: config.ca, now });
   const clientCertificates = new ClientCertificateService({
     store,
     ca,
     secrets: deps.secrets,
     audit,
-    config: config.clientCertificates,
+    config: liveView(() => live.config.clientCertificates),
     publicOrigin: config.server.publicOrigin,
     ...(config.ca.organization ? { organization: config.ca.organization } : {}),
     now,
@@ -146,5 +160,6 @@ export function createServices(deps: { config: KanmonConfig; store: Store; secre
       logger,
       now,
     }),
+    configVersions: new ConfigVersionService({ documents: store.documents, audit, base: config, now }),
   };
 }

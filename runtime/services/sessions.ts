@@ -43,19 +43,32 @@ export class SessionService {
   private readonly inflight = new Map<string, Promise<ActiveSession | undefined>>();
   private readonly digests = new Map<string, string>();
   private readonly endListeners: Array<(sessionId: string, context: RequestContext) => Promise<void>> = [];
-  /** lastSeenAt is written at most this often per session, so reads do not become writes. */
-  private readonly touchEveryMs: number;
+  readonly #config: () => SessionConfig;
+  readonly #tightestIdleSeconds: number;
 
   constructor(
     private readonly store: Store,
-    private readonly config: SessionConfig,
+    /** The settings, or a getter of them when they change while Kanmon runs (read at each use). */
+    config: SessionConfig | (() => SessionConfig),
     private readonly audit: AuditLog,
     private readonly now: () => number = Date.now,
     /** The shortest idle limit anywhere (a route's may be tighter than the global one). @default config.idleTimeoutSeconds */
-    tightestIdleSeconds: number = config.idleTimeoutSeconds,
+    tightestIdleSeconds: number = Infinity,
   ) {
-    // A tenth of the tightest idle limit, so that limit is measured to within 10 %.
-    this.touchEveryMs = Math.min(60_000, (Math.min(tightestIdleSeconds, config.idleTimeoutSeconds) * 1000) / 10);
+    this.#config = typeof config === 'function' ? config : () => config;
+    this.#tightestIdleSeconds = tightestIdleSeconds;
+  }
+
+  private get config(): SessionConfig {
+    return this.#config();
+  }
+
+  /**
+   * lastSeenAt is written at most this often per session, so reads do not become writes: a
+   * tenth of the tightest idle limit, so that limit is measured to within 10 %.
+   */
+  private get touchEveryMs(): number {
+    return Math.min(60_000, (Math.min(this.#tightestIdleSeconds, this.config.idleTimeoutSeconds) * 1000) / 10);
   }
 
   /**
