@@ -7,6 +7,7 @@ import { LANG_COOKIE, pickLang, translator, type MessageKey, type Translate } fr
 import { PortalKit, SignedOutError, type PortalDeps } from './kit.js';
 import { registerAccountRoutes } from './routes/account.js';
 import { registerCaRoutes } from './routes/ca.js';
+import { registerUpstreamAppsRoutes } from './routes/upstream-apps.js';
 import { registerEnrollRoutes } from './routes/enroll.js';
 import { registerLoginRoutes } from './routes/login.js';
 import { registerRecoveryRoutes } from './routes/recovery.js';
@@ -108,5 +109,6 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
   registerTotpRoutes(app, kit);
   registerRecoveryRoutes(app, kit);
   registerCaRoutes(app, kit);
+  registerUpstreamAppsRoutes(app, kit);
   return kit;
 }

@@ -5,6 +5,7 @@
  * they reach the store; the sealed context names the set and owner, so a sealed value copied
  * to another user or set fails to open. Every change is audited; the secret never is.
  */
+import { randomBytes } from 'node:crypto';
 import { applyUsernameTemplate, UPSTREAM_AUTH_LIMITS, type UpstreamAuthConfig } from '../config/upstream-auth.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -14,6 +15,9 @@ import { ServiceError } from './errors.js';
 import { CLI_CONTEXT, type RequestContext } from './request-context.js';
 
 export const CREDENTIAL_KIND = 'upstream-auth-credential';
+/** Single-use tokens of the credentials form: a replayed or forged post is refused. */
+export const FORM_TOKEN_KIND = 'upstream-auth-form';
+const FORM_TOKEN_TTL_MS = 30 * 60_000;
 
 /** Whose credentials: one user's, or the set's shared service account. */
 export type CredentialOwner = { readonly kind: 'user'; readonly userId: string } | { readonly kind: 'shared' };
@@ -200,6 +204,33 @@ export class UpstreamCredentialService {
       ...(context ? { context } : {}),
       details: { route: route.id, credentialSet: used.set, owner: used.owner.kind, detail: detail.slice(0, 200) },
     });
+  }
+
+  /** Whether a user may use a route at all (its allow lists), so nobody sees or sets credentials for another's app. */
+  routeAllows(route: RouteConfig, user: User): boolean {
+    const { allowUsers, allowGroups } = route.policy;
+    if (allowUsers.length === 0 && allowGroups.length === 0) return true;
+    return allowUsers.includes(user.username) || user.groups.some((g) => allowGroups.includes(g));
+  }
+
+  /** A single-use token for one credentials form, bound to the Kanmon session that was shown it. */
+  async issueFormToken(sessionId: string): Promise<string> {
+    const token = randomBytes(24).toString('base64url');
+    await this.deps.documents.put({ kind: FORM_TOKEN_KIND, id: token, body: JSON.stringify({ sessionId }), expiresAt: this.now() + FORM_TOKEN_TTL_MS }, { now: this.now(), expectedVersion: 0 });
+    return token;
+  }
+
+  /** Uses up a form token; false when it is unknown, expired, used, or another session's. */
+  async consumeFormToken(sessionId: string, token: unknown): Promise<boolean> {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{32}$/.test(token)) return false;
+    const doc = await this.deps.documents.get(FORM_TOKEN_KIND, token, this.now());
+    if (!doc || (JSON.parse(doc.body) as { sessionId?: string }).sessionId !== sessionId) return false;
+    try {
+      return await this.deps.documents.delete(FORM_TOKEN_KIND, token, doc.version);
+    } catch {
+      // Another request used it first.
+      return false;
+    }
   }
 
   private async read(set: string, owner: CredentialOwner): Promise<{ body: CredentialBody; version: number } | undefined> {

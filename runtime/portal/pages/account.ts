@@ -93,6 +93,7 @@ ${shortfalls.length > 0 ? html`<ul id="passkey-policy">${shortfalls}</ul>` : ''}
 </table>
 <button id="sign-out-others" type="button">${t('account.signOutOthers')}</button>
 </section>
+<p><a id="upstream-apps-link" href="/.kanmon/account/apps">${t('upstream.credentials.link')}</a></p>
 <form id="sign-out-form" method="post" action="/.kanmon/logout">
   <button id="sign-out" type="submit">${t('account.signOut')}</button>
 </form>
