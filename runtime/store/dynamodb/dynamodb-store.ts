@@ -90,7 +90,7 @@ const TRANSACTION_ATTEMPTS = 5;
 
 /** Bounds on one DynamoDB call (see createDynamoDbClient). */
 export const STORE_CONNECT_TIMEOUT_MS = 1000;
-export const STORE_REQUEST_TIMEOUT_MS = 2000;
+export const STORE_REQUEST_TIMEOUT_MS = 3000;
 export const STORE_MAX_ATTEMPTS = 2;
 
 /**
@@ -107,7 +107,7 @@ export function createDynamoDbClient(options: Omit<DynamoStoreOptions, 'table'>)
     // Bounded waits: a dead or hung store must become StoreUnavailableError within seconds, not
     // a stuck request. DynamoDB answers in milliseconds; without throwOnRequestTimeout the
     // handler's requestTimeout only warns. Worst case per call: 2 attempts × (1 s to connect +
-    // 2 s to answer) plus the retry backoff, about 6.5 s (README: Operations, store failure).
+    // 3 s to answer) plus the retry backoff, about 8.5 s (README: Operations, store failure).
     requestHandler: { connectionTimeout: STORE_CONNECT_TIMEOUT_MS, requestTimeout: STORE_REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
     maxAttempts: STORE_MAX_ATTEMPTS,
   });
