@@ -18,7 +18,7 @@ import { KanmonLoadBalancer } from './load-balancer.js';
 import { KanmonMonitoring, type KanmonAlarmThresholds } from './monitoring.js';
 import { KanmonNetwork } from './network.js';
 import { KanmonPatching, type KanmonPatchingOptions } from './patching.js';
-import { buildRuntimeConfig, checkRuntimeConfig, metricsNamespace, stackOwnedOptionsIn, withPlaceholders, type RuntimeTlsConfig } from './runtime-config.js';
+import { buildRuntimeConfig, checkRuntimeConfig, metricsNamespace, stackOwnedOptionsIn, withPlaceholders, workersForTaskCpu, type RuntimeTlsConfig } from './runtime-config.js';
 import { KanmonService } from './service.js';
 import { KanmonStore } from './store.js';
 import { KanmonPropsError, isEmail, isHostName, requireLiteral, show } from './validation.js';
@@ -223,6 +223,8 @@ export class Kanmon extends Construct {
       topicArn: this.alerts.topic.topicArn,
       proxyNetworks: [this.network.vpcCidr],
       base: props.config,
+      // KanmonService's default task size is 512 CPU units (half a vCPU): one process.
+      workers: workersForTaskCpu(props.cpu ?? 512),
     });
     // ECS refuses task definitions over 64 KiB; the config travels inside one.
     const configBytes = Buffer.byteLength(JSON.stringify(withPlaceholders(this.runtimeConfig)));

@@ -40,6 +40,17 @@ export interface RuntimeConfigParts {
   readonly proxyNetworks: readonly string[];
   /** Options from the operator's config file; must not set what the stack owns. */
   readonly base?: KanmonConfigInput;
+  /** `server.workers` when the config file does not set it; see {@link workersForTaskCpu}. */
+  readonly workers?: number;
+}
+
+/**
+ * Worker processes for a Fargate task of `cpu` units: one per whole vCPU, at least one. The
+ * stack knows the task size exactly, while a container may see more CPUs than its task may use
+ * (a 0.5 vCPU task sees two), so this is set explicitly rather than left to "auto".
+ */
+export function workersForTaskCpu(cpu: number): number {
+  return Math.max(1, Math.floor(cpu / 1024));
 }
 
 /**
@@ -84,6 +95,7 @@ export function buildRuntimeConfig(parts: RuntimeConfigParts): KanmonConfigInput
     ...base,
     dataDir: `${SCRATCH_PATH}/kanmon`,
     server: {
+      ...(parts.workers !== undefined ? { workers: parts.workers } : {}),
       ...base.server,
       port: CONTAINER_PORTS.tls,
       host: '0.0.0.0',

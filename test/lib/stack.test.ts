@@ -368,6 +368,8 @@ describe('runtime configuration contract', () => {
       healthPort: CONTAINER_PORTS.health,
       publicOrigin: 'https://gate.example.com',
       proxyProtocol: { enabled: true, allowedNetworks: ['10.0.0.0/16'] },
+      // The default task is half a vCPU: one process.
+      workers: 1,
     });
     expect(c.webauthn.rpId).toBe('gate.example.com');
     expect(c.metrics).toEqual({ emf: true, namespace: 'Kanmon' });
