@@ -24,7 +24,8 @@ export interface GatewayRoute {
 }
 
 export interface GatewayDeps {
-  readonly routes: RouteTable<GatewayRoute>;
+  /** Route lookup; a LiveConfig's current table when routes change while Kanmon runs (runtime/config/live.ts). */
+  readonly routes: Pick<RouteTable<GatewayRoute>, 'match'>;
   readonly sessions: SessionService;
   /**
    * The X-Kanmon-Jwt for an identity and route, cached under `cacheKey` (a session id, or the
