@@ -6,6 +6,7 @@ import { parseArgs, UsageError } from './args.js';
 import { caCommand, CERT_USAGE, certCommand } from './cert-commands.js';
 import { enrollLetterCommand, enrollLinkCommand } from './enrollment-commands.js';
 import { policyCheckCommand } from './policy-check.js';
+import { UPSTREAM_CREDENTIALS_USAGE, upstreamCredentialsCommand } from './upstream-credential-commands.js';
 import { directorySyncCommand, IMPORT_USAGE, userImportCommand } from './import-commands.js';
 import { SERVER_CERT_USAGE, serverCertCommand } from './server-cert-commands.js';
 
@@ -30,6 +31,7 @@ export const USAGE = `usage: kanmon [--config FILE] <command>
   audit tail [--limit N] [--user NAME] [--json]
 ${IMPORT_USAGE}
 ${CERT_USAGE}
+${UPSTREAM_CREDENTIALS_USAGE}
 ${SERVER_CERT_USAGE}
 
 The store is the one the config names (sqlite by default, in the data directory).`;
@@ -58,6 +60,7 @@ export async function runCommand(argv: readonly string[], services: Services, co
   if (group === 'cert' && sub === 'server') return serverCertCommand(rest, services, config, io);
   if (group === 'cert') return certCommand(argv.slice(1), services, io);
   if (group === 'ca') return caCommand(argv.slice(1), services, io);
+  if (group === 'upstream-credentials') return upstreamCredentialsCommand(argv.slice(1), services, io);
   if (group === 'user' && sub === 'import') return userImportCommand(rest, services, io);
   if (group === 'directory' && sub === 'sync') return directorySyncCommand(rest, services, io);
   switch (`${group} ${sub ?? ''}`.trim()) {
