@@ -15,6 +15,7 @@ import type { ClientAuthOptions } from './client-auth.js';
 import { createPlaceholderCertificate } from './placeholder-certificate.js';
 import { describeCertificate, type ServerCertificate } from './server-certificate-documents.js';
 import type { RenewalOutcome, ServerCertificateService } from './server-certificate-service.js';
+import type { SecretsManagerCertificate } from './secrets-manager-certificate.js';
 
 /** How often each node looks for a new certificate: the bound on how long a node serves the previous one. @default 30 s */
 export const DEFAULT_CERTIFICATE_POLL_MS = 30_000;
@@ -24,7 +25,8 @@ export const DEFAULT_RENEWAL_CHECK_MS = 60_000;
 export type CertificateSource =
   | { readonly kind: 'fixed'; readonly certificate: ServerCertificate }
   | { readonly kind: 'file'; readonly certFile: string; readonly keyFile: string }
-  | { readonly kind: 'store'; readonly service: ServerCertificateService; readonly renew: boolean; readonly names: readonly string[] };
+  | { readonly kind: 'store'; readonly service: ServerCertificateService; readonly renew: boolean; readonly names: readonly string[] }
+  | { readonly kind: 'secrets-manager'; readonly secret: SecretsManagerCertificate };
 
 export interface ServingCertificateOptions {
   readonly source: CertificateSource;
@@ -41,6 +43,7 @@ const BASE_OPTIONS = { minVersion: 'TLSv1.2' } as const;
 export class ServingCertificate {
   #current!: ServerCertificate;
   #fileStamp = '';
+  #secretVersion: string | undefined;
   #server: TlsServer | undefined;
   #clientAuth: ClientAuthOptions | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -57,6 +60,10 @@ export class ServingCertificate {
     const { source } = opts;
     if (source.kind === 'fixed') {
       serving.#set(source.certificate);
+    } else if (source.kind === 'secrets-manager') {
+      const cert = await source.secret.read();
+      serving.#secretVersion = cert!.secretVersion;
+      serving.#set(cert!);
     } else if (source.kind === 'file') {
       const loaded = await serving.#readFiles();
       if (!loaded) throw new Error(`tls: the files ${JSON.stringify(source.certFile)} and ${JSON.stringify(source.keyFile)} do not hold a usable certificate and key`);
@@ -160,6 +167,13 @@ export class ServingCertificate {
     const { source, logger } = this.opts;
     try {
       if (source.kind === 'file') return await this.#readFiles();
+      if (source.kind === 'secrets-manager') {
+        const cert = await source.secret.read(this.#secretVersion);
+        if (!cert) return false;
+        this.#secretVersion = cert.secretVersion;
+        this.#set(cert);
+        return true;
+      }
       if (source.kind === 'store') {
         const version = await source.service.currentVersion();
         if (version === undefined || version === this.#current.version) return false;
