@@ -304,8 +304,9 @@ export function diffStates(before: ConfigState | undefined, after: ConfigState):
     else if (b.get(path) !== value) lines.push({ path, kind: 'changed', before: value, after: b.get(path)! });
   }
   for (const [path, value] of b) if (!a.has(path)) lines.push({ path, kind: 'added', after: value });
-  const order = [...b.keys(), ...a.keys()];
-  return lines.sort((x, y) => order.indexOf(x.path) - order.indexOf(y.path));
+  const order = new Map<string, number>();
+  for (const path of [...b.keys(), ...a.keys()]) if (!order.has(path)) order.set(path, order.size);
+  return lines.sort((x, y) => order.get(x.path)! - order.get(y.path)!);
 }
 
 function flatten(state: ConfigState | undefined): Map<string, string> {
