@@ -181,7 +181,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
 
     const entries: GatewayRoute[] = config.routes.map((route) => ({
       route,
-      forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics }),
+      forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics, publicOrigin: config.server.publicOrigin }),
     }));
     cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
     // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { CONNECTION_DEFAULTS, type RouteConfig } from '../config/routes.js';
 import type { Metrics } from '../observability/metrics.js';
 import { upstreamErrorPage } from '../portal/pages/upstream-error.js';
+import { createRouteRewriter } from '../rewrite/index.js';
 import { createForwarder, type Forwarder, type UpstreamTlsOptions } from './forwarder.js';
 import type { RouteRewriter } from './hooks.js';
 
@@ -16,6 +17,9 @@ export interface RouteForwarderDeps {
   readonly upstream: string;
   readonly logger: Logger;
   readonly metrics?: Metrics;
+  /** The gateway's public origin (server.publicOrigin): what rewriting turns internal URLs into when a request does not say. */
+  readonly publicOrigin?: string;
+  /** @default the one createRouteRewriter builds from the route's `rewrite` rules (none without rules) */
   readonly rewriter?: RouteRewriter;
   /** Reads a file named in the route's upstreamTls. @default readFileSync */
   readonly readFile?: (path: string) => Buffer;
@@ -60,6 +64,14 @@ export function createRouteForwarder(route: RouteConfig, deps: RouteForwarderDep
   const { logger, metrics } = deps;
   const dimensions = { Route: route.id };
   const tls = upstreamTlsOptions(route, deps);
+  const rewriter =
+    deps.rewriter ??
+    createRouteRewriter(route, {
+      publicOrigin: deps.publicOrigin ?? `https://${route.match.host && !route.match.host.startsWith('*') ? route.match.host : 'localhost'}`,
+      upstreamOrigin: new URL(deps.upstream).origin,
+      onRuleError: (ruleId, err) => logger.warn({ route: route.id, rule: ruleId, err: err.message }, 'rewrite rule failed'),
+      onWarning: (ruleId, message) => logger.warn({ route: route.id, rule: ruleId }, message),
+    });
   return createForwarder({
     upstream: deps.upstream,
     preserveHost: route.preserveHost,
@@ -71,7 +83,7 @@ export function createRouteForwarder(route: RouteConfig, deps: RouteForwarderDep
     retries: c.retries,
     maxRequestBodyBytes: c.maxRequestBodyBytes,
     ...(tls ? { tls } : {}),
-    ...(deps.rewriter ? { rewriter: deps.rewriter } : {}),
+    ...(rewriter ? { rewriter } : {}),
     errorPage: upstreamErrorPage,
     onError: (kind, req, err, ctx) => {
       metrics?.count('upstreamErrors', dimensions);
