@@ -8,7 +8,8 @@ import type { User } from '../store/types.js';
 import { adminAccess, adminRoute } from './access.js';
 import { CSRF_FIELD, CSRF_HEADER, csrfTokenFor, csrfTokenMatches } from './csrf.js';
 import { adminPage, type NavItem } from './layout.js';
-import type { Html } from '../portal/html.js';
+import { html, type Html } from '../portal/html.js';
+import { messagePage } from '../portal/pages/messages.js';
 import type { CheckResult } from '../observability/self-check.js';
 import type { NodeHeartbeat } from '../observability/node-heartbeat.js';
 
@@ -86,7 +87,21 @@ export class AdminConsole {
       if (!(await this.checkCsrf(req, reply, a, body[CSRF_FIELD]))) return reply;
       const sensitive = typeof opts.sensitive === 'function' ? opts.sensitive(body) : opts.sensitive;
       if (sensitive && !(await this.fresh(req, reply, a, backPath(body._back)))) return reply;
-      return handler(req, reply, a);
+      try {
+        return await handler(req, reply, a);
+      } catch (err) {
+        if (!(err instanceof ServiceError)) throw err;
+        // A form post gets a console page saying what went wrong, not a JSON answer.
+        req.log.info({ code: err.code, detail: err.message }, 'console action refused');
+        const status: number = ({ 'invalid-input': 400, 'not-found': 404, conflict: 409, forbidden: 403, 'last-factor': 409, 'token-unusable': 410 } as Record<string, number>)[err.code] ?? 503;
+        const known = ['invalid-input', 'not-found', 'conflict', 'forbidden', 'last-factor', 'token-unusable'] as const;
+        const code = (known as readonly string[]).includes(err.code) ? (err.code as (typeof known)[number]) : 'unavailable';
+        const t = req.kanmonT;
+        const page = html`<p class="message" id="action-error">${t(`admin.error.${code}`)}</p>
+<p class="hint">${t('admin.error.detail')}: <code>${err.message.slice(0, 300)}</code></p>
+<p><a href="${backPath(body._back)}">${t('admin.back')}</a></p>`;
+        return this.html(reply, this.render(req, a, { section: '', title: t('admin.error.title'), body: page }), status);
+      }
     });
   }
 
@@ -112,7 +127,7 @@ export class AdminConsole {
         reply.redirect(`/.kanmon/login?return=${encodeURIComponent(req.url.slice(0, 1024))}`, 302);
         return undefined;
       }
-      this.kit.sendError(reply, req, 401, 'signed-out', 'error.forbidden');
+      this.refuse(req, reply, 401, 'signed-out', 'error.forbidden');
       return undefined;
     }
     const decision = access.kind === 'refused' ? access.decision : undefined;
@@ -126,8 +141,18 @@ export class AdminConsole {
       details: { path: req.url.split('?')[0]!.slice(0, 200), method: req.method },
     });
     const key: MessageKey = !decision ? 'admin.forbidden' : decision.kind === 'certificate-required' ? 'admin.needsCertificate' : 'admin.needsPasskey';
-    this.kit.sendError(reply, req, 403, !decision ? 'forbidden' : 'step-up', key);
+    this.refuse(req, reply, 403, !decision ? 'forbidden' : 'step-up', key);
     return undefined;
+  }
+
+  /** A refusal: JSON for the API and fetches, a page for forms and navigation. */
+  private refuse(req: FastifyRequest, reply: FastifyReply, status: number, code: string, key: MessageKey): void {
+    const json = isApi(req) || String(req.headers['content-type'] ?? '').startsWith('application/json');
+    if (req.method === 'GET' || json) {
+      this.kit.sendError(reply, req, status, code, key);
+      return;
+    }
+    this.kit.htmlReply(reply, status, messagePage({ ...this.kit.pageBase(req), titleKey: 'error.title', bodyKey: key }));
   }
 
   private async checkCsrf(req: FastifyRequest, reply: FastifyReply, a: AdminRequest, presented: unknown): Promise<boolean> {
@@ -141,7 +166,7 @@ export class AdminConsole {
       context: this.kit.ctxOf(req),
       details: { path: req.url.split('?')[0]!.slice(0, 200) },
     });
-    this.kit.sendError(reply, req, 403, 'csrf', 'admin.csrfFailed');
+    this.refuse(req, reply, 403, 'csrf', 'admin.csrfFailed');
     return false;
   }
 

@@ -19,6 +19,7 @@ const POSTS = [
   `${A}/users`,
   ...['edit', 'disable', 'enable', 'unlock', 'totp-reset', 'recovery-reset', 'passkeys/delete', 'sessions/revoke', 'certificates/revoke', 'enroll-link', 'letter'].map((x) => `${A}/users/admin/${x}`),
   `${A}/enrollment/letters`,
+  `${A}/enrollment/links`,
   `${A}/certificates/issue`,
   `${A}/certificates/bulk`,
   `${A}/certificates/revoke`,
@@ -172,7 +173,17 @@ describe(`administrator console (${storeName})`, () => {
     const zip = await tries[4]!();
     expect(zip.status).toBe(200);
     expect(zip.headers['content-type']).toBe('application/zip');
+    // Links for many users, each with its one-time code; an unknown name stops the batch before any link.
+    const before = (await h.app.services.audit.tail({ limit: 200 })).filter((e) => e.type === 'enroll.link').length;
+    const unknown = await h.post(`${A}/enrollment/links`, undefined, { cookie: adminCookie, ...form({ _csrf: csrf, usernames: 'carol\nnobody' }) });
+    expect(unknown.status).toBe(404);
+    expect((await h.app.services.audit.tail({ limit: 200 })).filter((e) => e.type === 'enroll.link').length).toBe(before);
+    const links = await h.post(`${A}/enrollment/links`, undefined, { cookie: adminCookie, ...form({ _csrf: csrf, usernames: 'carol\ndave', code: 'on' }) });
+    expect(links.status).toBe(200);
+    expect(links.text.match(/\/\.kanmon\/enroll\?token=/g)).toHaveLength(2);
+    expect(links.text.match(/<strong>\d{4} \d{4}<\/strong>/g)).toHaveLength(2);
     const types = (await h.app.services.audit.tail({ limit: 100 })).map((e) => e.type);
+    expect(types).toContain('admin.enroll-links');
     expect(types).toContain('admin.reauth');
     expect(types).toContain('admin.audit.export');
   });
@@ -204,8 +215,17 @@ describe(`administrator console (${storeName})`, () => {
 
   it('answers bad input with a 4xx and changes nothing', async () => {
     const post = (path: string, fields: Record<string, string>) => h.post(path, undefined, { cookie: adminCookie, ...form({ _csrf: csrf, ...fields }) });
-    expect((await post(`${A}/users`, { username: 'Not Valid!' })).status).toBe(400);
+    const invalid = await post(`${A}/users`, { username: 'Not Valid!' });
+    expect(invalid.status).toBe(400);
+    // A form gets a console page in its language, not a JSON answer.
+    expect(invalid.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(invalid.text).toContain('The input was not accepted');
+    const ja = await h.post(`${A}/users?lang=ja`, undefined, { cookie: adminCookie, ...form({ _csrf: csrf, username: 'Not Valid!' }) });
+    expect(ja.text).toContain('入力内容を受け付けられませんでした');
     expect((await post(`${A}/users`, { username: 'x'.repeat(300) })).status).toBe(400);
+    const noToken = await h.post(`${A}/users`, undefined, { cookie: adminCookie, ...form({ username: 'erin' }) });
+    expect(noToken.status).toBe(403);
+    expect(noToken.headers['content-type']).toBe('text/html; charset=utf-8');
     expect((await post(`${A}/users`, { username: 'erin', displayName: 'y'.repeat(5000) })).status).toBe(400);
     expect((await post(`${A}/users`, {})).status).toBe(400);
     expect((await post(`${A}/users`, { username: 'carol' })).status).toBe(409);
