@@ -17,6 +17,7 @@ import { createServices, type Services } from '../services/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { ensureDevCertificates } from '../tls/index.js';
+import { watchStoredCertificate } from '../tls/certificate-watch.js';
 import { clientCertificatesWanted } from '../tls/client-auth.js';
 import { KANMON_VERSION } from '../version.js';
 import { startNodeHeartbeat } from '../observability/node-heartbeat.js';
@@ -118,6 +119,9 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     } else if (config.tls.source === 'file') {
       certPem = readFileSync(config.tls.certFile, 'utf8');
     }
+    // acme and imported certificates are loaded (and renewed) by the workers; the primary watches their expiry.
+    const storedCertificate = watchStoredCertificate(config, services.serverCertificates, logger);
+    if (storedCertificate) cleanups.push(() => storedCertificate.stop());
     if (config.tls.source !== 'offloaded' && clientCertificatesWanted(config)) await services.ca.ensure();
 
     let demo: DemoGroupware | undefined;
@@ -152,7 +156,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     const selfCheck = new SelfCheck({
       targets: [
         storeCheck(store),
-        ...(certPem ? [certificateCheck(() => certNotAfter, metrics)] : []),
+        ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : []),
         ...config.routes.map((r) => upstreamCheck(r.id, upstreamOf(r.upstream))),
       ],
       logger,
@@ -180,7 +184,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
         proxyProtocol: config.server.proxyProtocol,
         readiness: {
           draining: () => stopping,
-          certificateLoaded: () => !!certPem || config.tls.source === 'offloaded',
+          certificateLoaded: () => !!certPem || !!storedCertificate?.notAfter || config.tls.source === 'offloaded',
           // Routes served right now: none while no worker is listening (all died, or still starting).
           routeCount: () => (listeningCount() > 0 ? config.routes.length : 0),
         },
