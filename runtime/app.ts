@@ -16,6 +16,9 @@ import { createRouteForwarder } from './proxy/route-forwarder.js';
 import { RouteTable } from './routing/route-table.js';
 import { openSecretBox } from './secrets/index.js';
 import { createServices, type Services } from './services/index.js';
+import { LiveConfig, closeRetired, rebuildEntries, startConfigPolling, stateOf, type RouteSet } from './config/live.js';
+import type { RouteConfig } from './config/schema.js';
+import { diffStates } from './services/config-versions.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { ensureDevCertificates } from './tls/index.js';
@@ -138,7 +141,10 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         logger,
       }).start(),
     );
-    const services = createServices({ config, store, secrets, logger });
+    // Routes and live settings come from the store once it holds them (runtime/config/live.ts); until then from the file.
+    const fileConfig = config;
+    let liveConfig: LiveConfig<RouteSet<GatewayRoute>> | undefined;
+    const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
     wireAuditAlerts(services.audit, metrics, notifier);
     // Every node says it is alive, with its version, for the console's dashboard.
     const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
@@ -172,6 +178,18 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       }
     }
 
+    // The store's routes and live settings win once seeded; the file seeds them at first start only (README: Config model).
+    const seeded = await services.configVersions.seed();
+    const startConfig = services.configVersions.validate(seeded.state);
+    if (!startConfig.ok) {
+      throw new Error(`the stored config version ${seeded.version} is not valid with this config file; fix the file, or load its routes with \`kanmon config import FILE --apply\`:\n  - ${startConfig.errors.join('\n  - ')}`);
+    }
+    const ignoredFromFile = diffStates(stateOf(fileConfig), stateOf(startConfig.config));
+    if (ignoredFromFile.length > 0) {
+      logger.warn({ version: seeded.version, differences: ignoredFromFile.slice(0, 10).map((d) => d.path) }, 'routes and live settings come from the store; the config file\'s differ and are not used (load them with `kanmon config import FILE --apply`)');
+    }
+    config = startConfig.config;
+
     let demo: DemoGroupware | undefined;
     const clusterDemoUrl = opts.clusterWorker?.demoUrl;
     if (config.routes.some((r) => r.upstream === 'demo') && !clusterDemoUrl) {
@@ -179,11 +197,31 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       cleanups.push(() => demo!.close());
     }
 
-    const entries: GatewayRoute[] = config.routes.map((route) => ({
+    const entryFor = (route: RouteConfig): GatewayRoute => ({
       route,
       forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics, publicOrigin: config.server.publicOrigin }),
-    }));
-    cleanups.push(() => Promise.all(entries.map((e) => e.forwarder.close())).then(() => undefined));
+    });
+    const entries: GatewayRoute[] = rebuildEntries(config.routes, [], entryFor);
+    // The gateway reads its route table from here; a new config version swaps in a new one (changed routes get new forwarders).
+    const live = new LiveConfig<RouteSet<GatewayRoute>>({ version: seeded.version, config, derived: { entries, table: new RouteTable(entries) } });
+    liveConfig = live;
+    const configPolling = startConfigPolling<RouteSet<GatewayRoute>>({
+      live,
+      source: services.configVersions,
+      base: fileConfig,
+      build: async (next, previous) => {
+        if (next.routes.some((r) => r.upstream === 'demo') && !clusterDemoUrl && !demo) throw new Error('a route names the demo upstream, which this node did not start; restart it');
+        const rebuilt = rebuildEntries(next.routes, previous.derived.entries, entryFor);
+        return { entries: rebuilt, table: new RouteTable(rebuilt) };
+      },
+      retire: (old, next) => closeRetired(old.derived.entries, next.derived.entries),
+      onSwap: (next, previous) => logger.info({ version: next.version, previous: previous.version, routes: next.config.routes.length }, 'config version applied'),
+      onError: (err, version) => logger.error({ err, version }, 'config version not applied; this node keeps running the one it has'),
+    });
+    // A save on this node applies here at once; other nodes within their next poll.
+    services.configVersions.onSaved(() => void configPolling.refresh());
+    cleanups.push(() => Promise.all(live.current.derived.entries.map((e) => e.forwarder.close())).then(() => undefined));
+    cleanups.push(() => configPolling.stop());
     // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.
     const upstreamSignIn = config.routes.some((r) => r.upstreamAuth)
       ? new UpstreamSignIn(
@@ -243,7 +281,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         })
       : undefined;
     const gateway = new Gateway({
-      routes: new RouteTable(entries),
+      routes: { match: (host, path) => live.current.derived.table.match(host, path) },
       sessions: services.sessions,
       identityToken: (cacheKey, routeId, identity) => tokens.get(cacheKey, routeId, identity),
       clientIp,
@@ -410,7 +448,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         store: rawStore,
         version: KANMON_VERSION,
         proxyProtocol: config.server.proxyProtocol,
-        readiness: { draining: () => draining, certificateLoaded: () => serving?.loaded ?? config.tls.source === 'offloaded', routeCount: () => entries.length },
+        readiness: { draining: () => draining, certificateLoaded: () => serving?.loaded ?? config.tls.source === 'offloaded', routeCount: () => live.current.derived.entries.length },
       });
     }
     let redirect: { close(): void } | undefined;
