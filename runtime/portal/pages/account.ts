@@ -1,4 +1,5 @@
-import type { Session, User } from '../../store/types.js';
+import type { ClientCertificate, Session, User } from '../../store/types.js';
+import { accountCertificatesSection } from './certificate.js';
 import type { PasskeySummary } from '../../services/passkey-account.js';
 import { html, page, timeTag } from '../html.js';
 import type { Lang, MessageKey, Translate } from '../i18n.js';
@@ -15,6 +16,8 @@ export function accountPage(o: {
   currentSessionId: string;
   /** Some route or group rule needs this user's passkeys to be device-bound. */
   deviceBoundNeeded?: boolean;
+  /** The user's own client certificates (the section is shown when there are any). */
+  certificates?: readonly ClientCertificate[];
 }): string {
   const { t } = o;
   // Why a passkey does not count where a device-bound or approved-model passkey is required.
@@ -85,6 +88,7 @@ ${shortfalls.length > 0 ? html`<ul id="passkey-policy">${shortfalls}</ul>` : ''}
 </div>
 <div id="recovery-generate-row" hidden><button id="recovery-generate" type="button">${t('account.recoveryGenerate')}</button></div>
 </section>
+${o.certificates && o.certificates.length > 0 ? accountCertificatesSection(t, o.certificates) : ''}
 <section aria-labelledby="sessions-heading">
 <h2 id="sessions-heading">${t('account.sessions')}</h2>
 <table id="sessions">

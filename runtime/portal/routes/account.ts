@@ -10,7 +10,11 @@ export function registerAccountRoutes(app: FastifyInstance, kit: PortalKit): voi
   app.get('/.kanmon/account', async (req, reply) => {
     const active = await kit.sessionOf(req);
     if (!active) return reply.redirect(`/.kanmon/login?return=${encodeURIComponent('/.kanmon/account')}`, 302);
-    const [passkeys, sessions] = await Promise.all([services.passkeyAccount.list(active.user), services.sessions.listForUser(active.user.id)]);
+    const [passkeys, sessions, certificates] = await Promise.all([
+      services.passkeyAccount.list(active.user),
+      services.sessions.listForUser(active.user.id),
+      services.clientCertificates.listForUser(active.user.id),
+    ]);
     const now = Date.now();
     return kit.htmlReply(
       reply,
@@ -22,6 +26,7 @@ export function registerAccountRoutes(app: FastifyInstance, kit: PortalKit): voi
         sessions: sessions.filter((s) => s.absoluteExpiresAt > now && now - s.lastSeenAt < config.session.idleTimeoutSeconds * 1000),
         currentSessionId: active.session.id,
         deviceBoundNeeded: services.passkeyAccount.requirementFor(active.user).deviceBound,
+        certificates,
       }),
     );
   });

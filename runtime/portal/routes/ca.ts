@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CA_CERT_PATH, CA_CRL_PATH, CERT_DOWNLOAD_PATH } from '../../ca/client-certificates.js';
 import { ServiceError } from '../../services/errors.js';
 import type { PortalKit } from '../kit.js';
-import { certDownloadGonePage, certDownloadPage } from '../pages/certificate.js';
+import { ACCOUNT_CERTIFICATE_REVOKE_PATH, certDownloadGonePage, certDownloadPage, revokedOwnCertificatePage, revokeOwnCertificatePage } from '../pages/certificate.js';
 
 /** What a download token looks like (32 random bytes, base64url); anything else is refused before the store is asked. */
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -58,6 +58,26 @@ export function registerCaRoutes(app: FastifyInstance, kit: PortalKit): void {
     reply.header('x-content-type-options', 'nosniff');
     // RFC 7292 Appendix D: application/x-pkcs12, which every platform's installer opens.
     return reply.type('application/x-pkcs12').send(pkcs12);
+  });
+
+  // A user's own certificate, from the account page: a GET shows what would be revoked, only the same-origin POST revokes.
+  app.get(ACCOUNT_CERTIFICATE_REVOKE_PATH, async (req, reply) => {
+    const active = await kit.sessionOf(req);
+    if (!active) return reply.redirect(`/.kanmon/login?return=${encodeURIComponent('/.kanmon/account')}`, 302);
+    const serial = (req.query as Record<string, unknown>).serial;
+    const own = typeof serial === 'string' && serial.length <= 64 ? (await services.clientCertificates.listForUser(active.user.id)).find((c) => c.serial === serial.toLowerCase()) : undefined;
+    reply.header('cache-control', 'no-store');
+    if (!own || own.status !== 'active') return kit.sendError(reply, req, 404, 'not-found', 'error.notFound');
+    return kit.htmlReply(reply, 200, revokeOwnCertificatePage({ ...kit.pageBase(req), certificate: own }));
+  });
+
+  app.post(ACCOUNT_CERTIFICATE_REVOKE_PATH, async (req, reply) => {
+    const active = await kit.requireSession(req);
+    const body = kit.bodyOf(req);
+    // Someone else's serial or a malformed one: 404 from the service, audited there.
+    await services.clientCertificates.revokeOwn(active.user, body.serial, { context: kit.ctxOf(req) });
+    reply.header('cache-control', 'no-store');
+    return kit.htmlReply(reply, 200, revokedOwnCertificatePage(kit.pageBase(req)));
   });
 }
 
