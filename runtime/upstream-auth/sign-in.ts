@@ -15,6 +15,8 @@ import { findLoginForm, showsLoginForm } from './login-form.js';
 /** Largest login page or answer read; a login page is small, and a larger one is not read past this. */
 export const SIGN_IN_PAGE_LIMIT = 512 * 1024;
 const MAX_REDIRECTS = 3;
+/** How long the upstream logout at Kanmon sign-out may take: a slow upstream must not hold the user's sign-out. */
+export const SIGN_OUT_TIMEOUT_MS = 5000;
 
 /** How Kanmon reaches one route's upstream for its own sign-in requests. */
 export interface SignInClient {
@@ -152,14 +154,14 @@ async function judge(
 export async function signOutOfUpstream(client: SignInClient, config: FormLoginConfig, jar: readonly JarCookie[], now: number): Promise<number | undefined> {
   if (!config.logoutUrl) return undefined;
   try {
-    const answer = await exchange(client, config.logoutMethod, config.logoutUrl, jar, now, config.logoutMethod === 'POST' ? '' : undefined);
+    const answer = await exchange(client, config.logoutMethod, config.logoutUrl, jar, now, config.logoutMethod === 'POST' ? '' : undefined, undefined, SIGN_OUT_TIMEOUT_MS);
     return answer.status;
   } catch {
     return undefined;
   }
 }
 
-async function exchange(client: SignInClient, method: 'GET' | 'POST', path: string, jar: readonly JarCookie[], now: number, body?: string, referer?: string): Promise<Answer> {
+async function exchange(client: SignInClient, method: 'GET' | 'POST', path: string, jar: readonly JarCookie[], now: number, body?: string, referer?: string, timeoutMs?: number): Promise<Answer> {
   const headers: string[] = [...client.extraHeaders];
   if (client.hostHeader) headers.push('host', client.hostHeader);
   headers.push('accept', 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8', 'accept-encoding', 'identity', 'user-agent', 'Kanmon upstream sign-in');
@@ -167,7 +169,14 @@ async function exchange(client: SignInClient, method: 'GET' | 'POST', path: stri
   if (cookie.length > 0) headers.push('cookie', cookie.join('; '));
   if (body !== undefined) headers.push('content-type', 'application/x-www-form-urlencoded');
   if (referer !== undefined) headers.push('referer', new URL(referer, client.origin).href, 'origin', client.origin);
-  const res = await client.dispatcher.request({ origin: client.origin, path, method, headers, ...(body !== undefined ? { body } : {}) });
+  const res = await client.dispatcher.request({
+    origin: client.origin,
+    path,
+    method,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    ...(timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
+  });
   let text = '';
   let size = 0;
   for await (const chunk of res.body as AsyncIterable<Buffer>) {

@@ -12,7 +12,7 @@ const PAYROLL = {
   match: { pathPrefix: '/payroll' },
   upstream: 'demo',
   policy: { allowUsers: ['boss'] },
-  upstreamAuth: { kind: 'form', loginUrl: '/legacy/login' },
+  upstreamAuth: { kind: 'form' as const, loginUrl: '/legacy/login' },
 };
 const FORM = 'application/x-www-form-urlencoded';
 
