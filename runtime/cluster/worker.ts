@@ -6,8 +6,9 @@ import { isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from './mes
 /**
  * A cluster worker's whole life: wait for the primary's start message, serve the listener
  * (the port is shared through node:cluster), report live sessions, and drain when the
- * primary says so, on SIGTERM/SIGINT (Ctrl-C reaches the whole process group), or when the
- * primary is gone (the IPC channel closed), so no worker outlives its primary.
+ * primary says so or on SIGTERM/SIGINT (Ctrl-C reaches the whole process group). When the
+ * primary is gone without a word (killed), node:cluster ends the worker as soon as the IPC
+ * channel closes, so no worker outlives its primary.
  */
 export async function runClusterWorker(): Promise<void> {
   const send = (m: WorkerMessage) => {
@@ -56,7 +57,6 @@ export async function runClusterWorker(): Promise<void> {
   });
   process.on('SIGTERM', () => drain(graceMs, 'SIGTERM'));
   process.on('SIGINT', () => drain(graceMs, 'SIGINT'));
-  process.on('disconnect', () => drain(graceMs, 'primary gone'));
 
   const report = setInterval(() => send({ kanmon: 'sessions', count: app.services.sessions.activeCount() }), start.sessionReportMs);
   report.unref();

@@ -229,3 +229,23 @@ describe('worker mode: start-up failures', () => {
     }
   });
 });
+
+describe('worker mode: a primary that is killed', () => {
+  it('leaves no worker behind: each exits when its primary is gone', { timeout: 120_000 }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'kanmon-cluster-orphan-'));
+    try {
+      const node = await startClusterChild(
+        dataDir,
+        { server: { workers: 2, shutdownGraceSeconds: 1 }, log: { level: 'info' }, routes: [{ id: 'app', match: { pathPrefix: '/' }, upstream: 'http://127.0.0.1:9' }] },
+        /"msg":"Kanmon is listening"/,
+      );
+      const workers = childPids(node.child.pid!);
+      expect(workers).toHaveLength(2);
+      node.child.kill('SIGKILL');
+      await node.exited;
+      await eventually('every worker gone', () => workers.every((pid) => !processAlive(pid)), 30_000);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
