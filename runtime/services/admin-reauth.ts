@@ -10,6 +10,18 @@ import type { RequestContext } from './request-context.js';
 export const ADMIN_REAUTH_KIND = 'admin-reauth';
 
 /**
+ * Records that an administrator's session just proved a passkey (a passkey sign-in, or the
+ * console's confirmation step), so the console's sensitive actions need no second prompt within
+ * the window. Kept with the session's own lifetime.
+ */
+export async function recordAdminAssertion(store: Store, session: Session, credentialId: string, at: number): Promise<void> {
+  await documentsOf(store).put(
+    { kind: ADMIN_REAUTH_KIND, id: session.id, body: JSON.stringify({ at, credentialId }), expiresAt: session.absoluteExpiresAt },
+    { now: at },
+  );
+}
+
+/**
  * Re-authentication for sensitive console actions: a fresh passkey assertion by the signed-in
  * administrator, bound to their own credentials (the challenge names the user, so another
  * user's passkey is refused, WebAuthn §7.2 step 6). The time of the last assertion is kept per
@@ -48,10 +60,7 @@ export class AdminReauthService {
         throw new CeremonyError('credential-not-allowed', 'the console needs a device-bound passkey, got a synced one');
       }
       const at = this.now();
-      await documentsOf(this.deps.store).put(
-        { kind: ADMIN_REAUTH_KIND, id: session.id, body: JSON.stringify({ at, credentialId: verified.credential.id }), expiresAt: session.absoluteExpiresAt },
-        { now: at },
-      );
+      await recordAdminAssertion(this.deps.store, session, verified.credential.id, at);
       await this.deps.audit.record({ type: 'admin.reauth', result: 'success', method: 'passkey', userId: user.id, username: user.username, actor: user.username, context, details: { credentialName: verified.credential.name } });
       return at;
     } catch (err) {

@@ -3,6 +3,7 @@ import type { Store, User } from '../store/types.js';
 import { CeremonyError, startPasskeyAuthentication, verifyPasskeyAuthentication, type AuthenticatorMetadata } from '../webauthn/index.js';
 import type { AuditLog } from './audit-log.js';
 import { LoginLockedError, type LoginGuard } from './login-guard.js';
+import { recordAdminAssertion } from './admin-reauth.js';
 import { passkeyEvidence } from './passkey-evidence.js';
 import type { RequestContext } from './request-context.js';
 import type { SessionService } from './sessions.js';
@@ -66,6 +67,8 @@ export class PasskeyLoginService {
     const user = verdict.value.user;
     const credential = verdict.value.credential;
     const started = await this.deps.sessions.start(user, ['passkey'], context, previousToken, { passkey: passkeyEvidence(credential) });
+    // An administrator's passkey sign-in is also a fresh confirmation for the console's sensitive actions.
+    if (user.isAdmin) await recordAdminAssertion(this.deps.store, started.session, credential.id, (this.deps.now ?? Date.now)()).catch(() => undefined);
     await this.deps.audit.record({
       type: 'login',
       result: 'success',

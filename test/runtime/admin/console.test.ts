@@ -8,7 +8,7 @@ import type { KanmonConfigInput } from '../../../runtime/config/schema.js';
 import { createDynamoDbClient, createTable } from '../../../runtime/store/dynamodb/index.js';
 import type { User } from '../../../runtime/store/types.js';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
-import { KanmonHarness, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
+import { KanmonHarness, sessionCookieFrom, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
 import type { SoftAuthenticator } from '../../support/soft-authenticator.js';
 
 const A = '/.kanmon/admin';
@@ -186,6 +186,21 @@ describe(`administrator console (${storeName})`, () => {
     expect(types).toContain('admin.enroll-links');
     expect(types).toContain('admin.reauth');
     expect(types).toContain('admin.audit.export');
+  });
+
+  it("counts an administrator's passkey sign-in as a fresh confirmation", async () => {
+    const options = (await h.post('/.kanmon/api/login/options', {})).json();
+    const login = await h.post('/.kanmon/api/login/verify', { response: key.authenticate(options) });
+    expect(login.status).toBe(200);
+    const cookie = sessionCookieFrom(login)!;
+    const token = csrfOf(await h.get(`${A}/users/new`, { cookie }));
+    const res = await h.post(`${A}/users`, undefined, { cookie, ...form({ _csrf: token, username: 'frank', isAdmin: 'on' }) });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe(`${A}/users/frank?done=userCreated`);
+    expect((await h.app.services.users.require('frank')).isAdmin).toBe(true);
+    // An OTP sign-in is not a passkey: the same action from such a session is refused outright.
+    const otp = await h.sessionCookie(admin, ['otp']);
+    expect((await h.post(`${A}/users`, undefined, { cookie: otp, ...form({ _csrf: token, username: 'grace', isAdmin: 'on' }) })).status).toBe(403);
   });
 
   it('refuses a replayed or foreign re-authentication assertion', async () => {
