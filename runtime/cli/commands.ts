@@ -9,6 +9,7 @@ import { policyCheckCommand } from './policy-check.js';
 import { UPSTREAM_CREDENTIALS_USAGE, upstreamCredentialsCommand } from './upstream-credential-commands.js';
 import { directorySyncCommand, IMPORT_USAGE, userImportCommand } from './import-commands.js';
 import { SERVER_CERT_USAGE, serverCertCommand } from './server-cert-commands.js';
+import { CONFIG_USAGE, configCommand } from './config-commands.js';
 
 export interface CliIo {
   out(line: string): void;
@@ -33,6 +34,7 @@ ${IMPORT_USAGE}
 ${CERT_USAGE}
 ${UPSTREAM_CREDENTIALS_USAGE}
 ${SERVER_CERT_USAGE}
+${CONFIG_USAGE}
 
 The store is the one the config names (sqlite by default, in the data directory).`;
 
@@ -56,7 +58,9 @@ export async function runCommand(argv: readonly string[], services: Services, co
   const actor = 'cli';
   if (group === 'enroll-link') return enrollLinkCommand(argv.slice(1), services, config, io);
   if (group === 'enroll-letter') return enrollLetterCommand(argv.slice(1), services, config, io);
-  if (group === 'policy' && sub === 'check') return policyCheckCommand(rest, services, config, io);
+  // Routes and policies are the store's current version, not the file's (README: Config model).
+  if (group === 'policy' && sub === 'check') return policyCheckCommand(rest, services, (await services.configVersions.effective()).config, io);
+  if (group === 'config') return configCommand(argv.slice(1), services, io);
   if (group === 'cert' && sub === 'server') return serverCertCommand(rest, services, config, io);
   if (group === 'cert') return certCommand(argv.slice(1), services, io);
   if (group === 'ca') return caCommand(argv.slice(1), services, io);

@@ -12,6 +12,7 @@
  *
  * This file stays free of fastify, the AWS SDK and node I/O, like the rest of runtime/config.
  */
+import type { RouteConfig } from './routes.js';
 import { validateConfig, type KanmonConfig, type ValidationResult } from './schema.js';
 
 /** The settings an administrator may change while Kanmon runs, by config section. */
@@ -257,6 +258,30 @@ export function startConfigPolling<D>(o: ConfigPollingOptions<D>): ConfigPolling
       await last;
     },
   };
+}
+
+/** What a node derives from its routes: one entry (route and forwarder) per route, and the table to find them. */
+export interface RouteSet<E extends { readonly route: RouteConfig }> {
+  readonly entries: readonly E[];
+  readonly table: { match(host: string | undefined, path: string): E | undefined };
+}
+
+/**
+ * Entries for `routes`, keeping the entry (and so the forwarder and its pooled connections) of
+ * every route that did not change, and building the others.
+ */
+export function rebuildEntries<E extends { readonly route: RouteConfig }>(routes: readonly RouteConfig[], previous: readonly E[], build: (route: RouteConfig) => E): E[] {
+  const old = new Map(previous.map((e) => [e.route.id, e]));
+  return routes.map((route) => {
+    const kept = old.get(route.id);
+    return kept && JSON.stringify(kept.route) === JSON.stringify(route) ? kept : build(route);
+  });
+}
+
+/** Closes the forwarders of entries the new set no longer uses; each close lets its in-flight requests finish first. */
+export async function closeRetired<E extends { readonly forwarder: { close(): Promise<void> } }>(previous: readonly E[], next: readonly E[]): Promise<void> {
+  const kept = new Set(next);
+  await Promise.all(previous.filter((e) => !kept.has(e)).map((e) => e.forwarder.close()));
 }
 
 function plain<T>(value: T): T {
