@@ -30,6 +30,7 @@ import type { Mailer } from '../notify/mailer.js';
 import { UserImportService } from './user-import.js';
 import { DirectorySyncService } from './directory-sync.js';
 import { ConfigVersionService } from './config-versions.js';
+import { ImportStagingService } from './import-staging.js';
 import { liveView } from '../config/live.js';
 
 /** Every service; HTTP handlers and the CLI both call these, never the store. */
@@ -76,6 +77,8 @@ export interface Services {
   readonly serverCertificates: ServerCertificateService;
   /** Routes, policies and live settings as versions in the store: save, diff, rollback, import, export. */
   readonly configVersions: ConfigVersionService;
+  /** A console CSV upload kept between its dry run and its apply. */
+  readonly importStaging: ImportStagingService;
 }
 
 export function createServices(deps: {
@@ -161,5 +164,6 @@ export function createServices(deps: {
       now,
     }),
     configVersions: new ConfigVersionService({ documents: store.documents, audit, base: config, now }),
+    importStaging: new ImportStagingService({ documents: store.documents, now }),
   };
 }
