@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -160,6 +160,28 @@ describe('administrator console in the browser', () => {
     expect(types).toContain('admin.reauth-required');
     expect(types).toContain('admin.reauth');
     expect(types).toContain('admin.cert.revoke');
+  });
+
+  it('filters the audit log by user, event, result and time, and exports it as CSV', async () => {
+    await admin.goto(`${kanmon.url}${A}/audit`);
+    await admin.fill('#f-user', 'hanako');
+    await admin.fill('#f-event', 'admin.');
+    await admin.selectOption('#f-result', 'failure');
+    await admin.fill('#f-from', new Date(Date.now() - 3_600_000).toISOString().slice(0, 16));
+    await admin.click('#audit-apply');
+    await admin.waitForURL(/\/\.kanmon\/admin\/audit\?user=hanako&event=admin\.&result=failure&from=/);
+    const events = await admin.locator('#audit tbody tr td:nth-child(2)').allTextContents();
+    expect(events.length).toBeGreaterThan(0);
+    expect(new Set(events)).toEqual(new Set(['admin.access']));
+    // The confirmation from the previous step is still fresh, so the export downloads at once.
+    const download = admin.waitForEvent('download');
+    await admin.click('#audit-export');
+    const file = await download;
+    expect(file.suggestedFilename()).toBe('kanmon-audit.csv');
+    const csv = readFileSync((await file.path())!, 'utf8').replace(/^\ufeff/, '').trim().split('\r\n');
+    expect(csv[0]).toBe('time,event,result,user,actor,address,method,reason,details');
+    expect(csv.length).toBe(events.length + 1);
+    expect(csv.slice(1).every((line) => line.includes(',admin.access,failure,hanako,'))).toBe(true);
   });
 
   it('shows a display name holding <script> as text everywhere', async () => {

@@ -58,6 +58,11 @@ async function queryOf(c: AdminConsole, req: FastifyRequest): Promise<{ filter: 
   };
 }
 
+/** What a datetime-local control can show again: the accepted forms are a superset. */
+function localValue(value: string): string {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(value) ? value : /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00` : '';
+}
+
 export function auditCsv(events: readonly AuditEvent[]): string {
   const rows = [['time', 'event', 'result', 'user', 'actor', 'address', 'method', 'reason', 'details']];
   for (const e of events) {
@@ -86,8 +91,8 @@ export function registerAudit(c: AdminConsole): void {
   <div><label for="f-user">${t('admin.audit.user')}</label><input id="f-user" name="user" type="text" value="${filter.user}" maxlength="64"></div>
   <div><label for="f-event">${t('admin.audit.event')}</label><input id="f-event" name="event" type="text" value="${filter.event}" maxlength="64" aria-describedby="f-event-hint"><p id="f-event-hint" class="hint">${t('admin.audit.eventHint')}</p></div>
   <div><label for="f-result">${t('admin.audit.result')}</label><select id="f-result" name="result"><option value="">${t('admin.audit.any')}</option><option value="success"${filter.result === 'success' ? html` selected` : ''}>${t('admin.audit.success')}</option><option value="failure"${filter.result === 'failure' ? html` selected` : ''}>${t('admin.audit.failure')}</option></select></div>
-  <div><label for="f-from">${t('admin.audit.from')}</label><input id="f-from" name="from" type="text" value="${filter.from}" placeholder="2026-01-31" maxlength="32"></div>
-  <div><label for="f-to">${t('admin.audit.to')}</label><input id="f-to" name="to" type="text" value="${filter.to}" placeholder="2026-01-31T18:00" maxlength="32"></div>
+  <div><label for="f-from">${t('admin.audit.from')}</label><input id="f-from" name="from" type="datetime-local" value="${localValue(filter.from)}"></div>
+  <div><label for="f-to">${t('admin.audit.to')}</label><input id="f-to" name="to" type="datetime-local" value="${localValue(filter.to)}"></div>
   <div><button type="submit" id="audit-apply">${t('admin.audit.apply')}</button> <a class="button" id="audit-export" href="${AUDIT_PATH}/export.csv?${params.toString()}">${t('admin.audit.export')}</a></div>
 </form>
 <table id="audit"><thead><tr><th scope="col">${t('admin.audit.time')}</th><th scope="col">${t('admin.audit.event')}</th><th scope="col">${t('admin.audit.result')}</th><th scope="col">${t('admin.audit.user')}</th><th scope="col">${t('admin.audit.actor')}</th><th scope="col">${t('account.col.address')}</th><th scope="col">${t('admin.audit.reason')}</th><th scope="col">${t('admin.audit.details')}</th></tr></thead>
