@@ -624,7 +624,8 @@ function cleanSharedLabel(label: string): string {
   return clean;
 }
 
-function cleanDeviceLabel(label: string): string {
+/** A device label as stored: NFC, no control characters, trimmed, 1-64 characters; ServiceError 'invalid-input' otherwise. */
+export function cleanDeviceLabel(label: string): string {
   const clean = (typeof label === 'string' ? label : '').normalize('NFC').replace(/[\u0000-\u001f\u007f]/g, '').trim();
   if (clean.length === 0 || clean.length > 64) throw new ServiceError('invalid-input', `a device label is 1-64 characters, got ${JSON.stringify(String(label).slice(0, 80))}`);
   return clean;

@@ -8,7 +8,7 @@
  *   ('devices-cert-offer', by user id) made at enrollment and consumed once, so it is not a
  *   standing way to mint certificates later.
  */
-import type { ClientCertificateService, DownloadLink, IssuedCertificate } from '../ca/client-certificates.js';
+import { cleanDeviceLabel, type ClientCertificateService, type DownloadLink, type IssuedCertificate } from '../ca/client-certificates.js';
 import type { KanmonConfig } from '../config/schema.js';
 import { ConcurrentUpdateError } from '../store/errors.js';
 import type { DocumentStore, User } from '../store/types.js';
@@ -103,8 +103,8 @@ export class DeviceEnrollmentService {
    * this device, with a single-use download link. The password is in the answer only.
    */
   async acceptOffer(user: User, input: { deviceLabel?: unknown; legacy?: unknown }, context: RequestContext): Promise<AcceptedOffer> {
-    const deviceLabel = typeof input.deviceLabel === 'string' && input.deviceLabel.trim() !== '' ? input.deviceLabel : 'device';
-    if (deviceLabel.length > 200) throw new ServiceError('invalid-input', 'a device label is 1-64 characters');
+    // Checked before the offer is taken, so a bad label loses nothing.
+    const deviceLabel = cleanDeviceLabel(typeof input.deviceLabel === 'string' && input.deviceLabel.trim() !== '' ? input.deviceLabel : 'device');
     await this.#takeOffer(user, context);
     const issued = await this.deps.certificates.issueForUser(user, {
       deviceLabel,

@@ -35,7 +35,10 @@ export function registerCaRoutes(app: FastifyInstance, kit: PortalKit): void {
 
   app.get(CERT_DOWNLOAD_PATH, async (req, reply) => {
     const token = (req.query as Record<string, unknown>).token;
-    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    // The portal's 'same-origin' referrer policy already keeps the token from other sites;
+    // 'no-referrer' here would make the browser post the form with Origin: null, which the
+    // cross-site check refuses.
+    reply.header('cache-control', 'no-store');
     if (typeof token !== 'string' || !TOKEN.test(token)) return gone(kit, req, reply);
     return kit.htmlReply(reply, 200, certDownloadPage({ ...kit.pageBase(req), token }));
   });

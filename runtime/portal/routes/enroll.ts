@@ -150,7 +150,8 @@ export function registerEnrollRoutes(app: FastifyInstance, kit: PortalKit): void
     const next = nextAfterOffer(body.next);
     const active = await kit.sessionOf(req);
     if (!active) return kit.sendError(reply, req, 401, 'signed-out', 'error.forbidden');
-    reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+    // The page holds the password; its download form must post with a real Origin (so no 'no-referrer').
+    reply.header('cache-control', 'no-store');
     const context = kit.ctxOf(req);
     if (body.action === 'decline') {
       await services.deviceEnrollment.declineOffer(active.user, context);
