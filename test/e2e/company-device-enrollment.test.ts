@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
+import type { KanmonConfigInput } from '../../runtime/config/schema.js';
 import { startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
 import { run } from '../runtime/ca/support.js';
 
-const ROUTES = [
+const ROUTES: KanmonConfigInput['routes'] = [
   { id: 'groupware', match: { pathPrefix: '/' }, upstream: 'demo' },
   // A certificate-only route: the certificate alone names the user.
   { id: 'kiosk', match: { pathPrefix: '/headers' }, upstream: 'demo', policy: { factors: [['mtls']] } },
