@@ -26,6 +26,7 @@ import { AcmeChallengeResponder } from './tls/acme-challenge-responder.js';
 import { ServerCertificateDocuments } from './tls/server-certificate-documents.js';
 import { ServerCertificateService } from './tls/server-certificate-service.js';
 import { ServingCertificate, certificateFromPem } from './tls/serving-certificate.js';
+import { SECRETS_MANAGER_POLL_MS, SecretsManagerCertificate } from './tls/secrets-manager-certificate.js';
 import { ConnectionCertificateGuard, clientAuthOptions, clientCertificatesWanted, type ClientAuthOptions } from './tls/client-auth.js';
 import { PeerCertificates } from './gateway/peer-certificate.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
@@ -39,8 +40,6 @@ import { SelfCheck, certificateCheck, upstreamCheck } from './observability/self
 import { startHealthServer } from './observability/health-server.js';
 import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
-import { UpstreamSignIn } from './upstream-auth/index.js';
-import { upstreamTlsOptions } from './proxy/route-forwarder.js';
 import { UpstreamSignIn } from './upstream-auth/index.js';
 import { upstreamTlsOptions } from './proxy/route-forwarder.js';
 import { liveNodes, startNodeHeartbeat } from './observability/node-heartbeat.js';
@@ -124,6 +123,11 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(storeHealth.start());
     const store = observeStore(rawStore, storeHealth);
     const secrets = await openSecretBox(config);
+    // Routes and live settings come from the store once it holds them (runtime/config/live.ts); until then from the file.
+    const fileConfig = config;
+    let liveConfig: LiveConfig<RouteSet<GatewayRoute>> | undefined;
+    const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
+    wireAuditAlerts(services.audit, metrics, notifier);
     // Client certificates about to lapse: hourly, one node at a time under a store lease.
     cleanups.push(
       new CertificateExpiryWarnings({
@@ -141,11 +145,6 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         logger,
       }).start(),
     );
-    // Routes and live settings come from the store once it holds them (runtime/config/live.ts); until then from the file.
-    const fileConfig = config;
-    let liveConfig: LiveConfig<RouteSet<GatewayRoute>> | undefined;
-    const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
-    wireAuditAlerts(services.audit, metrics, notifier);
     // Every node says it is alive, with its version, for the console's dashboard.
     const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
     // In a cluster the primary beats once for the node (runtime/cluster/primary.ts).
@@ -242,26 +241,6 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
       cleanups.push(() => upstreamSignIn.close());
     }
-    // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.
-    const upstreamSignIn = config.routes.some((r) => r.upstreamAuth)
-      ? new UpstreamSignIn(
-          {
-            documents: store.documents,
-            credentials: services.upstreamCredentials,
-            audit: services.audit,
-            logger,
-            upstreamOf: (route) => {
-              const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
-              return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
-            },
-          },
-          config.routes,
-        )
-      : undefined;
-    if (upstreamSignIn) {
-      services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
-      cleanups.push(() => upstreamSignIn.close());
-    }
 
     // Audits nobody awaits (the gateway's and the handshake's): a store outage is logged, never an unhandled rejection.
     const auditInBackground = (input: Parameters<Services['audit']['record']>[0]) =>
@@ -289,7 +268,6 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
       ...(upstreamSignIn ? { upstreamSignIn } : {}),
-      ...(upstreamSignIn ? { upstreamSignIn } : {}),
       ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),
     });
 
@@ -313,7 +291,12 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       case 'acme':
       case 'imported': {
         if (config.tls.source === 'imported' && config.tls.secretArn) {
-          throw new Error('tls.source "imported" with secretArn (Secrets Manager) is not supported by this version of Kanmon; import the certificate into the store with `kanmon cert server import` and leave secretArn out');
+          serving = await ServingCertificate.open({
+            source: { kind: 'secrets-manager', secret: new SecretsManagerCertificate({ secretArn: config.tls.secretArn }) },
+            logger,
+            pollMs: opts.serverCertificate?.pollMs ?? SECRETS_MANAGER_POLL_MS,
+          });
+          break;
         }
         const acmeConfig = config.tls.source === 'acme' ? config.tls : undefined;
         const certificates = new ServerCertificateDocuments(store.documents, secrets);
