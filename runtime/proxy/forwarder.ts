@@ -301,7 +301,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       body,
       // Only requests that cannot have had side effects may be replayed by undici itself.
       idempotent: false,
-      ...(state.keepAlive ? {} : { reset: true }),
+      // Without keep-alive the request asks for the connection to close after it.
+      reset: !state.keepAlive,
     };
   }
 
