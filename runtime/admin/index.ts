@@ -23,6 +23,9 @@ import { registerEnrollment } from './pages/enrollment.js';
 import { registerReauth } from './pages/reauth.js';
 import { registerSessions } from './pages/sessions.js';
 import { registerUserById, registerUsers } from './pages/users.js';
+import { registerRoutes } from './pages/routes.js';
+import { registerSettings } from './pages/settings.js';
+import { registerImports } from './pages/imports.js';
 import { ServiceError } from '../services/errors.js';
 
 export { ADMIN_PREFIX, AdminConsole, type AdminConsoleDeps } from './console.js';
@@ -36,6 +39,9 @@ const PAGES: ReadonlyArray<(c: AdminConsole) => void> = [
   registerAudit,
   registerSessions,
   registerReauth,
+  registerRoutes,
+  registerSettings,
+  registerImports,
 ];
 
 /** Registers the console on the portal's fastify instance; returns it so more pages can be added. */
