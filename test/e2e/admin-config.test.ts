@@ -6,12 +6,14 @@
  * sync runs against slapd; a non-administrator gets 403 on every URL of these pages; hostile
  * names stay text; and each page renders in both languages without console errors.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKanmon, type KanmonApp } from '../../runtime/app.js';
 import { SESSION_COOKIE } from '../../runtime/services/sessions.js';
 import { launchBrowser, newContext, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
-import { DEMO_ROUTE, freePort, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { DEMO_ROUTE, REPO_ROOT, freePort, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
 import { LDAP_ADMIN, LDAP_BASE, LDAP_PASSWORD, startSlapd, type Slapd } from '../support/slapd.js';
 
 const A = '/.kanmon/admin';
@@ -254,6 +256,9 @@ describe('console: routes, settings and import', () => {
       ['settings', `${A}/settings`],
       ['import', `${A}/import`],
     ];
+    // KANMON_CONSOLE_TOUR=1 refreshes the README's tour images.
+    const tour = process.env.KANMON_CONSOLE_TOUR === '1' ? join(REPO_ROOT, 'docs', 'console') : undefined;
+    if (tour) mkdirSync(tour, { recursive: true });
     for (const lang of ['en', 'ja'] as const) {
       const page = await context.newPage();
       const errors = watchErrors(page);
@@ -266,6 +271,7 @@ describe('console: routes, settings and import', () => {
         );
         expect(unlabelled, `${name} ${lang}`).toEqual([]);
         await saveScreenshot(page, `console-${name}-${lang}`);
+        if (tour) await page.screenshot({ path: join(tour, `${name}-${lang}.jpg`), type: 'jpeg', quality: 60 });
       }
       expect(errors, lang).toEqual([]);
       await page.close();
