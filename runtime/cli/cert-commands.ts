@@ -9,21 +9,24 @@ import { REVOCATION_REASONS, type BulkUserResult, type IssuedCertificate, type I
 import { parseUsernameCsv } from '../ca/csv.js';
 import { CLI_CONTEXT, type Services } from '../services/index.js';
 import type { ClientCertificate, ClientCertificateKeyType, RevocationReason } from '../store/types.js';
+import { cleanMailAddress } from '../notify/mailer.js';
 import { parseArgs, UsageError, type ParsedArgs } from './args.js';
 
 export interface CertCliOutput {
   out(line: string): void;
 }
 
-export const CERT_USAGE = `  cert issue <name> [--device LABEL] [--key-type ec-p256|rsa-2048] [--legacy] [--out FILE.p12 | --link]
-  cert issue --shared --label LABEL [--device LABEL] [--key-type …] [--legacy] [--out FILE.p12 | --link]
+export const CERT_USAGE = `  cert issue <name> [--device LABEL] [--key-type ec-p256|rsa-2048] [--legacy] [DELIVERY]
+  cert issue --shared --label LABEL [--device LABEL] [--key-type …] [--legacy] [DELIVERY]
   cert issue --csv USERS.csv --zip OUT.zip [--device LABEL] [--key-type …] [--legacy] [--json]
   cert list <name> | --shared [--label LABEL] | --expiring [--days N]   [--all] [--json]
-  cert download <name> | --shared --label LABEL | --serial S   [--out FILE.p12 | --link]
+  cert download <name> | --shared --label LABEL | --serial S   [DELIVERY]
   cert download --csv USERS.csv --zip OUT.zip [--json]
-  cert renew --serial S [--legacy] [--out FILE.p12 | --link]
+  cert renew --serial S [--legacy] [DELIVERY]
   cert revoke <name> | --shared --label LABEL | --serial S | --csv USERS.csv   [--reason R] [--json]
   cert delete <name> | --shared --label LABEL | --serial S | --csv USERS.csv   [--json]
+  cert contact <name> [EMAIL | --clear]
+    DELIVERY: --link (a single-use link, the default) | --out FILE.p12 | --mail [--to EMAIL] | --letter FILE.html
   ca show [--pem]
   ca crl [--out FILE] [--pem]`;
 
@@ -43,9 +46,15 @@ function last(a: ParsedArgs, name: string): string | undefined {
 }
 
 /** Checks the delivery options before any work is done, so nothing is issued without its file. */
-async function checkDelivery(a: ParsedArgs): Promise<void> {
-  if (last(a, 'out') && a.flags.has('link')) throw new UsageError('give either --out FILE or --link, not both');
+async function checkDelivery(a: ParsedArgs, services: Services): Promise<void> {
+  const chosen = [last(a, 'out') && '--out', a.flags.has('link') && '--link', a.flags.has('mail') && '--mail', last(a, 'letter') && '--letter'].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError(`give one of --out FILE, --link, --mail or --letter FILE, not ${chosen.join(' and ')}`);
+  if (last(a, 'to') !== undefined && !a.flags.has('mail')) throw new UsageError('--to goes with --mail');
+  if (a.flags.has('mail') && !services.certificateDistribution.canMail) throw new UsageError('--mail needs a mail transport: set notifications.mail in the config');
+  const to = last(a, 'to');
+  if (to !== undefined && !cleanMailAddress(to)) throw new UsageError(`--to must be one plain e-mail address, got ${JSON.stringify(to.slice(0, 80))}`);
   await assertNew(last(a, 'out'));
+  await assertNew(last(a, 'letter'));
 }
 
 /** Refuses an output path that exists. */
@@ -92,8 +101,10 @@ export async function certCommand(args: readonly string[], services: Services, i
     case 'revoke':
     case 'delete':
       return revokeOrDelete(action, rest, services, io);
+    case 'contact':
+      return contact(rest, services, io);
     default:
-      throw new UsageError(`expected: kanmon cert issue|list|download|renew|revoke|delete …`);
+      throw new UsageError(`expected: kanmon cert issue|list|download|renew|revoke|delete|contact …`);
   }
 }
 
@@ -153,7 +164,7 @@ async function readCsv(path: string): Promise<string[]> {
 }
 
 async function issue(args: readonly string[], services: Services, io: CertCliOutput): Promise<number> {
-  const a = parseArgs(args, { options: ['device', 'key-type', 'out', 'label', 'csv', 'zip'], flags: ['legacy', 'link', 'shared', 'json'] });
+  const a = parseArgs(args, { options: ['device', 'key-type', 'out', 'label', 'csv', 'zip', 'to', 'letter'], flags: ['legacy', 'link', 'shared', 'json', 'mail'] });
   const options = issueOptions(a);
   const csv = last(a, 'csv');
   if (csv) {
@@ -171,7 +182,7 @@ async function issue(args: readonly string[], services: Services, io: CertCliOut
     io.out('Hand the files and the passwords to people by different routes; the passwords are stored nowhere else.');
     return code;
   }
-  await checkDelivery(a);
+  await checkDelivery(a, services);
   let issued: IssuedCertificate;
   let owner: string;
   if (a.flags.has('shared')) {
@@ -182,6 +193,10 @@ async function issue(args: readonly string[], services: Services, io: CertCliOut
   } else {
     if (a.positionals.length !== 1) throw new UsageError('expected exactly one user name (or --shared --label LABEL, or --csv FILE)');
     const user = await services.users.require(a.positionals[0]!);
+    // Nothing is issued that could not be delivered as asked.
+    if (a.flags.has('mail') && last(a, 'to') === undefined && !(await services.contacts.get(user.id))) {
+      throw new UsageError(`${user.username} has no e-mail address: set one with kanmon cert contact ${user.username} EMAIL, or give --to EMAIL`);
+    }
     issued = await services.clientCertificates.issueForUser(user, options);
     owner = user.username;
   }
@@ -192,8 +207,20 @@ async function issue(args: readonly string[], services: Services, io: CertCliOut
   return 0;
 }
 
-/** Writes the file (--out) or prints a single-use link (--link, the default). */
+/** Writes the file (--out), mails (--mail) or prints on a letter (--letter) a single-use link, or prints one (--link, the default). */
 async function deliver(certificate: ClientCertificate, a: ParsedArgs, services: Services, io: CertCliOutput): Promise<void> {
+  if (a.flags.has('mail')) {
+    const to = last(a, 'to');
+    const mailed = await services.certificateDistribution.mailDownloadLink(certificate.serial, { ...(to !== undefined ? { to } : {}), actor: ACTOR, context: CLI_CONTEXT });
+    io.out(`mailed a download link to ${mailed.to} (one use; expires ${iso(mailed.expiresAt)})`);
+    return;
+  }
+  const letterPath = last(a, 'letter');
+  if (letterPath) {
+    const letter = await services.certificateDistribution.letter(certificate.serial, { actor: ACTOR, context: CLI_CONTEXT });
+    io.out(`wrote letter ${await writePrivate(letterPath, letter.html)} (its link works once, until ${iso(letter.expiresAt)}; print it, then delete the file)`);
+    return;
+  }
   const out = last(a, 'out');
   if (out) {
     const file = await services.clientCertificates.download(certificate.serial, { actor: ACTOR, context: CLI_CONTEXT });
@@ -241,7 +268,7 @@ async function list(args: readonly string[], services: Services, io: CertCliOutp
 }
 
 async function download(args: readonly string[], services: Services, io: CertCliOutput): Promise<number> {
-  const a = parseArgs(args, { options: ['out', 'serial', 'label', 'csv', 'zip'], flags: ['link', 'shared', 'json'] });
+  const a = parseArgs(args, { options: ['out', 'serial', 'label', 'csv', 'zip', 'to', 'letter'], flags: ['link', 'shared', 'json', 'mail'] });
   const csv = last(a, 'csv');
   if (csv) {
     const zipPath = last(a, 'zip');
@@ -254,17 +281,17 @@ async function download(args: readonly string[], services: Services, io: CertCli
     io.out('(their passwords were shown when they were issued and are not stored)');
     return code;
   }
-  await checkDelivery(a);
+  await checkDelivery(a, services);
   const certificate = await pickOne(a, services, (c) => c.status === 'active');
   await deliver(certificate, a, services, io);
   return 0;
 }
 
 async function renew(args: readonly string[], services: Services, io: CertCliOutput): Promise<number> {
-  const a = parseArgs(args, { options: ['serial', 'out', 'key-type'], flags: ['legacy', 'link'] });
+  const a = parseArgs(args, { options: ['serial', 'out', 'key-type', 'to', 'letter'], flags: ['legacy', 'link', 'mail'] });
   const serial = last(a, 'serial');
   if (!serial) throw new UsageError('expected: kanmon cert renew --serial S');
-  await checkDelivery(a);
+  await checkDelivery(a, services);
   const { deviceLabel: _ignored, ...options } = issueOptions(a);
   const issued = await services.clientCertificates.renew(serial, options);
   const owner = (await ownerNames([issued.certificate], services)).get(issued.certificate.serial);
@@ -355,4 +382,22 @@ function printBulk(results: readonly BulkUserResult[], json: boolean, io: CertCl
   }
   io.out(`${results.length - failed} of ${results.length} user(s) done${failed ? `, ${failed} failed` : ''}`);
   return failed ? 1 : 0;
+}
+
+/** `kanmon cert contact <name> [EMAIL | --clear]`: where a user's certificate links and expiry warnings are mailed. */
+async function contact(args: readonly string[], services: Services, io: CertCliOutput): Promise<number> {
+  const a = parseArgs(args, { options: [], flags: ['clear'] });
+  if (a.positionals.length < 1 || a.positionals.length > 2 || (a.flags.has('clear') && a.positionals.length !== 1)) {
+    throw new UsageError('expected: kanmon cert contact <name> [EMAIL | --clear]');
+  }
+  const user = await services.users.require(a.positionals[0]!);
+  if (a.flags.has('clear')) {
+    await services.contacts.set(user, undefined, { actor: ACTOR, context: CLI_CONTEXT });
+    io.out(`${user.username}: no e-mail address`);
+    return 0;
+  }
+  const address = a.positionals[1];
+  if (address !== undefined) await services.contacts.set(user, address, { actor: ACTOR, context: CLI_CONTEXT });
+  io.out(`${user.username}: ${(await services.contacts.get(user.id)) ?? 'no e-mail address'}`);
+  return 0;
 }
