@@ -189,6 +189,9 @@ describe('tls.source "imported"', () => {
       expect(text).toContain('source:            imported');
       expect(text).toContain(`serial:            ${second.serial}`);
       expect(text).toContain('issuer:            CN=Kanmon test CA');
+      const json = JSON.parse((await kanmon('cert', 'server', 'status', '--json')).lines.join('\n')) as { source: string; certificate: { serial: string; names: string[] } };
+      expect(json).toMatchObject({ source: 'imported', certificate: { serial: second.serial, names: [GATEWAY] } });
+      expect(JSON.stringify(json)).not.toContain('PRIVATE KEY');
       const audit = await app.services.audit.tail({ limit: 10 });
       expect(audit.filter((e) => e.type === 'tls.certificate.import' && e.result === 'success')).toHaveLength(2);
       // The key is sealed in the store, never stored as PEM.
