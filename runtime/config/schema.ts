@@ -627,10 +627,8 @@ export function validateConfig(input: unknown): ValidationResult {
     if (!GROUP_OR_USER.test(name)) errors.push(`groups: group name must have no spaces or commas, got ${show(name)}`);
     const g = asSection(raw, where, errors);
     rejectUnknown(g, ['deviceBoundPasskeys', 'offerClientCertificate'], where, errors);
-    groups[name] = {
-      deviceBoundPasskeys: bool(g, 'deviceBoundPasskeys', where, errors, false),
-      offerClientCertificate: bool(g, 'offerClientCertificate', where, errors, false),
-    };
+    const offerClientCertificate = bool(g, 'offerClientCertificate', where, errors, false);
+    groups[name] = { deviceBoundPasskeys: bool(g, 'deviceBoundPasskeys', where, errors, false), ...(offerClientCertificate ? { offerClientCertificate } : {}) };
   }
 
   const routes = validateRoutes(root.routes, errors);
