@@ -116,9 +116,14 @@ describe('config loading', () => {
     expect(() => loadConfig({ file: 'broken.json', env: {}, cwd: dir })).toThrow(/not valid JSON/);
   });
 
-  it('reads the shipped kanmon.config.json with the demo route', () => {
+  it('reads the shipped kanmon.config.json with the demo routes (groupware, legacy form sign-in, legacy Basic)', () => {
     const { config } = loadConfig({ env: {} });
-    expect(config.routes.map((r) => [r.id, r.upstream])).toEqual([['demo', 'demo']]);
+    expect(config.routes.map((r) => [r.id, r.upstream])).toEqual([
+      ['demo', 'demo'],
+      ['legacy', 'demo'],
+      ['legacy-basic', 'demo'],
+    ]);
+    expect(config.routes.map((r) => r.upstreamAuth?.kind)).toEqual([undefined, 'form', 'basic']);
   });
 });
 
