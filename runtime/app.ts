@@ -222,25 +222,22 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(() => Promise.all(live.current.derived.entries.map((e) => e.forwarder.close())).then(() => undefined));
     cleanups.push(() => configPolling.stop());
     // Routes with upstreamAuth: Kanmon signs in to the upstream for the user; leaving Kanmon signs out there too.
-    const upstreamSignIn = config.routes.some((r) => r.upstreamAuth)
-      ? new UpstreamSignIn(
-          {
-            documents: store.documents,
-            credentials: services.upstreamCredentials,
-            audit: services.audit,
-            logger,
-            upstreamOf: (route) => {
-              const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
-              return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
-            },
-          },
-          config.routes,
-        )
-      : undefined;
-    if (upstreamSignIn) {
-      services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
-      cleanups.push(() => upstreamSignIn.close());
-    }
+    // Always there, reading the live routes: a stored config version may add upstreamAuth to a route.
+    const upstreamSignIn = new UpstreamSignIn(
+      {
+        documents: store.documents,
+        credentials: services.upstreamCredentials,
+        audit: services.audit,
+        logger,
+        upstreamOf: (route) => {
+          const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
+          return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
+        },
+      },
+      () => live.config.routes,
+    );
+    services.sessions.onEnd((sessionId, context) => upstreamSignIn.signOut(sessionId, context).catch((err: unknown) => logger.warn({ err }, 'upstream sign-out failed')));
+    cleanups.push(() => upstreamSignIn.close());
 
     // Audits nobody awaits (the gateway's and the handshake's): a store outage is logged, never an unhandled rejection.
     const auditInBackground = (input: Parameters<Services['audit']['record']>[0]) =>
@@ -267,7 +264,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       logger,
       onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
       groupPolicies: config.groups,
-      ...(upstreamSignIn ? { upstreamSignIn } : {}),
+      upstreamSignIn,
       ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),
     });
 
@@ -333,9 +330,15 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     }
 
     let server!: Server;
+    // Set by close(): readiness turns false, and every answer from then on closes its
+    // connection, so keep-alive clients reconnect (through the load balancer, to another node)
+    // instead of having an idle connection cut under a request they are sending.
+    let draining = false;
     const fastify = Fastify({
       serverFactory: (handler) => {
         const route = (req: IncomingMessage, res: ServerResponse) => {
+          // Not setHeader: it would turn a forwarded raw header list's repeated fields into one.
+          if (draining) res.shouldKeepAlive = false;
           if (isPortalPath(req.url)) handler(req, res);
           else gateway.handle(req, res);
         };
@@ -404,7 +407,6 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       });
     }
 
-    let draining = false;
     if (serving) cleanups.push(serving.start());
     const selfCheck = new SelfCheck({
       targets: [

@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../config/index.js';
+import type { KanmonConfig } from '../config/schema.js';
 import { openSecretBox } from '../secrets/index.js';
 import { createServices, ServiceError } from '../services/index.js';
 import { openStore } from '../store/index.js';
@@ -30,7 +31,16 @@ async function main(argv: string[]): Promise<number> {
   const store = await openStore(config);
   try {
     const secrets = await openSecretBox(config);
-    const services = createServices({ config, store, secrets, logger });
+    // Routes and live settings as stored (what the nodes run), e.g. a route given upstreamAuth in the console.
+    let stored: KanmonConfig | undefined;
+    const services = createServices({ config, store, secrets, logger, live: { get config() { return stored ?? config; } } });
+    stored = await services.configVersions.effective().then(
+      (e) => e.config,
+      (err: unknown) => {
+        logger.warn({ err }, 'the stored config version is not usable with this config file; using the file\'s routes and settings');
+        return undefined;
+      },
+    );
     return await runCommand(rest, services, config, { out: (line) => process.stdout.write(`${line}\n`) });
   } finally {
     await store.close();

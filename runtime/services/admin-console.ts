@@ -61,7 +61,8 @@ export class AdminConsoleService {
       store: Store;
       audit: AuditLog;
       sessions: SessionService;
-      idleTimeoutSeconds: number;
+      /** The idle limit, or a getter of the live one (session.idleTimeoutSeconds is a live setting). */
+      idleTimeoutSeconds: number | (() => number);
       now?: () => number;
     },
   ) {}
@@ -147,6 +148,7 @@ export class AdminConsoleService {
   /** Every live session of every user, most recently active first (reads each user's sessions). */
   async activeSessions(limit = 1000): Promise<ActiveSessionRow[]> {
     const time = this.now();
+    const idle = typeof this.deps.idleTimeoutSeconds === 'function' ? this.deps.idleTimeoutSeconds() : this.deps.idleTimeoutSeconds;
     const rows: ActiveSessionRow[] = [];
     let cursor: string | undefined;
     do {
@@ -154,7 +156,7 @@ export class AdminConsoleService {
       for (const user of page.users) {
         if (user.disabled) continue;
         for (const session of await this.deps.store.sessions.listByUser(user.id)) {
-          if (session.absoluteExpiresAt > time && time - session.lastSeenAt < this.deps.idleTimeoutSeconds * 1000) rows.push({ session, user });
+          if (session.absoluteExpiresAt > time && time - session.lastSeenAt < idle * 1000) rows.push({ session, user });
         }
       }
       cursor = page.cursor;

@@ -32,6 +32,7 @@ import { DirectorySyncService } from './directory-sync.js';
 import { ConfigVersionService } from './config-versions.js';
 import { ImportStagingService } from './import-staging.js';
 import { liveView } from '../config/live.js';
+import type { RequestContext } from './request-context.js';
 
 /** Every service; HTTP handlers and the CLI both call these, never the store. */
 export interface Services {
@@ -95,9 +96,11 @@ export function createServices(deps: {
   const live = deps.live ?? { config };
   const now = deps.now ?? Date.now;
   const audit = new AuditLog(store, logger, now);
-  const users = new UserService(store, audit, now);
   // Activity is recorded often enough to measure the tightest idle limit, a route's or the global one.
   const sessions = new SessionService(store, () => live.config.session, audit, now, Math.min(config.session.idleTimeoutSeconds, ...config.routes.map((r) => r.policy.idleTimeoutSeconds ?? Infinity)));
+  // Disabling a user ends their sessions through the session service, so its end listeners (upstream sign-out) hear of it.
+  const endSessions = (userId: string, context: RequestContext) => sessions.endAllOf(userId, context);
+  const users = new UserService(store, audit, now, endSessions);
   // Verified once at start; a BLOB that does not verify stops the start-up with the reason (no silent fallback).
   const metadata = AuthenticatorMetadata.fromConfig(config.webauthn, now());
   if (metadata.source) logger.info({ mds: metadata.source }, 'FIDO metadata BLOB loaded');
@@ -121,7 +124,7 @@ export function createServices(deps: {
   });
   const contacts = new ContactAddressService({ documents: store.documents, audit, now });
   const mailer = createMailer(config.notifications.mail, logger);
-  const userImport = new UserImportService({ store, audit, now });
+  const userImport = new UserImportService({ store, audit, now, endSessions });
   const ldap = config.directory.ldap;
   return {
     audit,
@@ -152,9 +155,9 @@ export function createServices(deps: {
     }),
     deviceEnrollment: new DeviceEnrollmentService({ config, certificates: clientCertificates, documents: store.documents, audit, now }),
     ...(mailer ? { mailer } : {}),
-    adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: config.session.idleTimeoutSeconds, now }),
+    adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: () => live.config.session.idleTimeoutSeconds, now }),
     adminReauth: new AdminReauthService({ store, rp, audit, metadata, now }),
-    upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: config.routes, now }),
+    upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: () => live.config.routes, now }),
     serverCertificates: new ServerCertificateService({
       tls: config.tls,
       documents: store.documents,

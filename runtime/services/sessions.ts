@@ -192,8 +192,9 @@ export class SessionService {
   }
 
   /**
-   * Told when a session ends by sign-out or by revoking it alone (e.g. to sign out of upstream
-   * applications too). Awaited; a listener that fails does not stop the sign-out.
+   * Told when a session ends by sign-out, by revocation (one or all of a user's) or because its
+   * user was disabled (e.g. to sign out of upstream applications too). Awaited; a listener that
+   * fails does not stop the sign-out.
    */
   onEnd(listener: (sessionId: string, context: RequestContext) => Promise<void>): void {
     this.endListeners.push(listener);
@@ -229,11 +230,25 @@ export class SessionService {
 
   /** Revokes every session of a user, except `exceptId` (for "sign out my other sessions"). */
   async revokeAll(user: User, actor: string, context: RequestContext = CLI_CONTEXT, exceptId?: string): Promise<number> {
-    const count = await this.store.sessions.deleteByUser(user.id, exceptId);
-    for (const [id, entry] of this.cache) {
-      if (entry.value?.user.id === user.id && id !== exceptId) this.cache.delete(id);
-    }
+    const count = await this.endAllOf(user.id, context, exceptId);
     await this.audit.record({ type: 'session.revoke', result: 'success', userId: user.id, username: user.username, actor, context, details: { count, keptCurrent: !!exceptId } });
+    return count;
+  }
+
+  /**
+   * Ends every session of a user but `exceptId` without an audit event of its own (the caller's
+   * event says why: revoke all, user disabled), and tells the end listeners about each one, so
+   * upstream sign-ins end with them. Returns how many sessions were deleted.
+   */
+  async endAllOf(userId: string, context: RequestContext, exceptId?: string): Promise<number> {
+    // Listed first: deleteByUser only counts. A session started in between is deleted without
+    // its listeners being told; whatever it left (an upstream jar) expires with it.
+    const ids = this.endListeners.length > 0 ? (await this.store.sessions.listByUser(userId)).map((s) => s.id).filter((id) => id !== exceptId) : [];
+    const count = await this.store.sessions.deleteByUser(userId, exceptId);
+    for (const [id, entry] of this.cache) {
+      if (entry.value?.user.id === userId && id !== exceptId) this.cache.delete(id);
+    }
+    await Promise.all(ids.map((id) => this.notifyEnd(id, context)));
     return count;
   }
 

@@ -59,18 +59,24 @@ interface SealedPayload {
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export class UpstreamCredentialService {
-  private readonly routes: ReadonlyMap<string, RouteConfig>;
+  #routeIndex: { readonly from: readonly RouteConfig[]; readonly byId: ReadonlyMap<string, RouteConfig> } | undefined;
 
   constructor(
     private readonly deps: {
       readonly documents: DocumentStore;
       readonly secrets: SecretBox;
       readonly audit: AuditLog;
-      readonly routes: readonly RouteConfig[];
+      /** The routes, or a getter of the live ones (runtime/config/live.ts), read at each use. */
+      readonly routes: readonly RouteConfig[] | (() => readonly RouteConfig[]);
       readonly now?: () => number;
     },
-  ) {
-    this.routes = new Map(deps.routes.filter((r) => r.upstreamAuth).map((r) => [r.id, r]));
+  ) {}
+
+  /** Routes with upstream sign-in by id, as they are now (rebuilt only when the route list was swapped). */
+  private get routes(): ReadonlyMap<string, RouteConfig> {
+    const from = typeof this.deps.routes === 'function' ? this.deps.routes() : this.deps.routes;
+    if (this.#routeIndex?.from !== from) this.#routeIndex = { from, byId: new Map(from.filter((r) => r.upstreamAuth).map((r) => [r.id, r])) };
+    return this.#routeIndex.byId;
   }
 
   private now(): number {

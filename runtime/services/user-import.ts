@@ -61,6 +61,8 @@ export interface UserImportDeps {
   readonly store: Store;
   readonly audit: AuditLog;
   readonly now?: () => number;
+  /** Ends every session of a disabled user and what hangs on them (SessionService.endAllOf); default: deletes the sessions only. */
+  readonly endSessions?: (userId: string, context: RequestContext) => Promise<number>;
 }
 
 export class UserImportService {
@@ -250,7 +252,7 @@ export class UserImportService {
     };
     await this.deps.store.users.update(updated);
     // Disabling ends the user's sessions at once, as the console and CLI do.
-    const sessionsEnded = updated.disabled && !user.disabled ? await this.deps.store.sessions.deleteByUser(user.id) : 0;
+    const sessionsEnded = updated.disabled && !user.disabled ? await (this.deps.endSessions ? this.deps.endSessions(user.id, context) : this.deps.store.sessions.deleteByUser(user.id)) : 0;
     if (opts.disableMissing && row.action !== 'disable') await this.remember(opts.source, row.username, user.id);
     await this.deps.audit.record({
       type: row.action === 'disable' ? 'user.disable' : 'user.update',

@@ -47,6 +47,8 @@ export class UserService {
     private readonly store: Store,
     private readonly audit: AuditLog,
     private readonly now: () => number = Date.now,
+    /** Ends every session of a user and what hangs on them (SessionService.endAllOf); default: deletes the sessions only. */
+    private readonly endSessions: (userId: string, context: RequestContext) => Promise<number> = (userId) => store.sessions.deleteByUser(userId),
   ) {}
 
   async addUser(input: AddUserInput): Promise<User> {
@@ -110,7 +112,7 @@ export class UserService {
     const updated: User = { ...user, disabled, updatedAt: this.now() };
     await this.store.users.update(updated);
     let sessionsEnded = 0;
-    if (disabled) sessionsEnded = await this.store.sessions.deleteByUser(user.id);
+    if (disabled) sessionsEnded = await this.endSessions(user.id, context);
     await this.audit.record({
       type: disabled ? 'user.disable' : 'user.enable',
       result: 'success',

@@ -69,18 +69,30 @@ type SignInResult = 'signed-in' | 'missing' | 'rejected' | 'failed';
 
 export class UpstreamSignIn {
   readonly #jars: JarStore;
-  readonly #dispatchers = new Map<string, Dispatcher>();
+  /** Per route id: the sign-in connection pool and what it was built for (a changed route gets a new one). */
+  readonly #dispatchers = new Map<string, { readonly dispatcher: Dispatcher; readonly builtFor: string }>();
   readonly #inflight = new Map<string, Promise<SignInResult>>();
-  readonly #routes: ReadonlyMap<string, RouteConfig>;
+  readonly #routes: () => readonly RouteConfig[];
+  #routeIndex: { readonly from: readonly RouteConfig[]; readonly byId: ReadonlyMap<string, RouteConfig> } | undefined;
   readonly #now: () => number;
+  /** Set once any request went through upstream sign-in here: its jars may outlive the route's upstreamAuth. */
+  #everSignedIn = false;
 
   constructor(
     private readonly opts: UpstreamSignInOptions,
-    routes: readonly RouteConfig[],
+    /** The routes, or a getter of the live ones (runtime/config/live.ts), read at each sign-out. */
+    routes: readonly RouteConfig[] | (() => readonly RouteConfig[]),
   ) {
     this.#now = opts.now ?? Date.now;
     this.#jars = new JarStore(opts.documents, { cacheMs: opts.jarCacheMs ?? 2000, maxEntries: 10_000, now: this.#now });
-    this.#routes = new Map(routes.filter((r) => r.upstreamAuth).map((r) => [r.id, r]));
+    this.#routes = typeof routes === 'function' ? routes : () => routes;
+  }
+
+  /** Routes with upstreamAuth by id, from the routes as they are now (rebuilt only when the route list was swapped). */
+  #routesById(): ReadonlyMap<string, RouteConfig> {
+    const from = this.#routes();
+    if (this.#routeIndex?.from !== from) this.#routeIndex = { from, byId: new Map(from.filter((r) => r.upstreamAuth).map((r) => [r.id, r])) };
+    return this.#routeIndex.byId;
   }
 
   /** Forwards one request of a route with upstreamAuth. Never throws; failures become pages. */
@@ -293,9 +305,12 @@ export class UpstreamSignIn {
    * configured) and forgets the jars. Called when the Kanmon session ends.
    */
   async signOut(sessionId: string, context: RequestContext): Promise<void> {
+    const routes = this.#routesById();
+    // No route signs in upstream (nor can have left a jar since start): nothing to read.
+    if (routes.size === 0 && !this.#everSignedIn) return;
     const jars = await this.#jars.listForSession(sessionId);
     for (const jar of jars) {
-      const route = this.#routes.get(jar.routeId);
+      const route = routes.get(jar.routeId);
       const auth = route?.upstreamAuth;
       if (route && auth?.kind === 'form' && auth.logoutUrl && jar.state.signedInAt !== undefined) {
         const status = await signOutOfUpstream(this.#client({ route, ctx: { clientIp: context.ip, publicHost: '', identityHeaders: {}, requestId: context.requestId ?? '' } }), auth, jar.state.cookies, this.#now());
@@ -306,22 +321,35 @@ export class UpstreamSignIn {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#dispatchers.values()].map((d) => d.close().catch(() => undefined)));
+    await Promise.all([...this.#dispatchers.values()].map((d) => d.dispatcher.close().catch(() => undefined)));
     this.#dispatchers.clear();
   }
 
   #client(x: { readonly route: RouteConfig; readonly ctx: ForwardContext }): SignInClient {
+    this.#everSignedIn = true;
     const upstream = this.opts.upstreamOf(x.route);
-    let dispatcher = this.#dispatchers.get(x.route.id);
-    if (!dispatcher) {
-      dispatcher = createSignInDispatcher({
-        upstream: upstream.url,
-        ...(upstream.tls ? { tls: upstream.tls } : {}),
-        connectTimeoutMs: x.route.connection?.connectTimeoutMs,
-        responseTimeoutMs: x.route.connection?.responseTimeoutMs,
-      });
-      this.#dispatchers.set(x.route.id, dispatcher);
+    // A route whose upstream, TLS or timeouts changed in a new config version gets a new pool.
+    const builtFor = JSON.stringify([x.route.upstream, x.route.upstreamTls ?? null, x.route.connection?.connectTimeoutMs ?? null, x.route.connection?.responseTimeoutMs ?? null]);
+    let entry = this.#dispatchers.get(x.route.id);
+    if (entry && entry.builtFor !== builtFor) {
+      const stale = entry.dispatcher;
+      // Sign-ins still using it finish first; close() waits for them.
+      stale.close().catch(() => undefined);
+      entry = undefined;
     }
+    if (!entry) {
+      entry = {
+        builtFor,
+        dispatcher: createSignInDispatcher({
+          upstream: upstream.url,
+          ...(upstream.tls ? { tls: upstream.tls } : {}),
+          connectTimeoutMs: x.route.connection?.connectTimeoutMs,
+          responseTimeoutMs: x.route.connection?.responseTimeoutMs,
+        }),
+      };
+      this.#dispatchers.set(x.route.id, entry);
+    }
+    const dispatcher = entry.dispatcher;
     const extraHeaders: string[] = ['x-forwarded-proto', 'https'];
     if (x.ctx.clientIp) extraHeaders.push('x-forwarded-for', x.ctx.clientIp, 'x-real-ip', x.ctx.clientIp);
     if (x.ctx.publicHost) extraHeaders.push('x-forwarded-host', x.ctx.publicHost);
