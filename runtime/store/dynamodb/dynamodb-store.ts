@@ -265,6 +265,9 @@ function isConditionFailed(err: unknown): boolean {
 function unavailable(operation: string, err: unknown): StoreError {
   if (err instanceof StoreError) return err;
   const detail = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // DynamoDB refusing a malformed request is a bug in the request, not an outage: it must not
+  // count as the store failing, fail readiness or page anyone.
+  if (err instanceof Error && err.name === 'ValidationException') return new StoreError(`DynamoDB ${operation} refused the request: ${detail}`, { cause: err });
   return new StoreUnavailableError(`DynamoDB ${operation} failed: ${detail}`, { cause: err });
 }
 
@@ -273,7 +276,11 @@ function unavailable(operation: string, err: unknown): StoreError {
 // layout is visible here and a malformed item fails loudly instead of becoming `undefined`.
 
 const str = (value: string): AttributeValue => ({ S: value });
-const num = (value: number): AttributeValue => ({ N: String(value) });
+const num = (value: number): AttributeValue => {
+  // String(NaN) would reach DynamoDB as "NaN" and come back as a ValidationException on the whole write.
+  if (!Number.isFinite(value)) throw new StoreError(`a number attribute must be finite, got ${String(value)}`);
+  return { N: String(value) };
+};
 const bool = (value: boolean): AttributeValue => ({ BOOL: value });
 const strings = (values: readonly string[]): AttributeValue => ({ L: values.map(str) });
 
