@@ -322,6 +322,9 @@ export class KanmonMonitoring extends Construct {
       graph('Server certificate renewal failures', [
         new cloudwatch.Metric({ namespace: ns, metricName: KANMON_METRICS.serverCertificateRenewalFailures.name, statistic: cloudwatch.Stats.SUM, period: Duration.hours(1) }),
       ]),
+      graph('Client certificates expiring soon', [
+        new cloudwatch.Metric({ namespace: ns, metricName: KANMON_METRICS.clientCertificatesExpiring.name, statistic: cloudwatch.Stats.MAXIMUM, period: Duration.hours(1) }),
+      ]),
     );
   }
 }
