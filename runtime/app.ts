@@ -70,6 +70,8 @@ export interface KanmonApp {
   readonly httpPort?: number;
   /** The certificate the TLS listener presents and its reload (and, for acme, renewal) loop; absent when offloaded. */
   readonly serverCertificate?: ServingCertificate;
+  /** The hourly client-certificate expiry warnings (one node at a time under a store lease). */
+  readonly certificateExpiryWarnings: CertificateExpiryWarnings;
   /**
    * Stops the node. With `graceMs`, readiness turns false at once, the listener stops accepting,
    * idle connections close, and in-flight requests get up to `graceMs` to finish. With
@@ -129,22 +131,22 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
     wireAuditAlerts(services.audit, metrics, notifier);
     // Client certificates about to lapse: hourly, one node at a time under a store lease.
-    cleanups.push(
-      new CertificateExpiryWarnings({
-        certificates: services.clientCertificates,
-        users: services.users,
-        contacts: services.contacts,
-        documents: store.documents,
-        notifier,
-        ...(services.mailer ? { mailer: services.mailer } : {}),
-        audit: services.audit,
-        thresholdsDays: config.notifications.certificateExpiryDays,
-        renewBeforeDays: config.clientCertificates.renewBeforeDays,
-        onExpiringCount: (n) => metrics.gauge('clientCertificatesExpiring', {}, n),
-        organisation: config.ca.organization ?? config.webauthn.rpName,
-        logger,
-      }).start(),
-    );
+    const certificateExpiryWarnings = new CertificateExpiryWarnings({
+      certificates: services.clientCertificates,
+      users: services.users,
+      contacts: services.contacts,
+      documents: store.documents,
+      notifier,
+      ...(services.mailer ? { mailer: services.mailer } : {}),
+      audit: services.audit,
+      // Live settings: read at each run, so a stored config version applies from the next one.
+      thresholdsDays: () => (liveConfig?.config ?? fileConfig).notifications.certificateExpiryDays,
+      renewBeforeDays: () => (liveConfig?.config ?? fileConfig).clientCertificates.renewBeforeDays,
+      onExpiringCount: (n) => metrics.gauge('clientCertificatesExpiring', {}, n),
+      organisation: config.ca.organization ?? config.webauthn.rpName,
+      logger,
+    });
+    cleanups.push(certificateExpiryWarnings.start());
     // Every node says it is alive, with its version, for the console's dashboard.
     const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
     // In a cluster the primary beats once for the node (runtime/cluster/primary.ts).
@@ -408,12 +410,10 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     }
 
     if (serving) cleanups.push(serving.start());
+    const fixedChecks = [storeHealth.selfCheckTarget(), ...(serving ? [certificateCheck(() => serving.notAfter, metrics)] : [])];
     const selfCheck = new SelfCheck({
-      targets: [
-        storeHealth.selfCheckTarget(),
-        ...(serving ? [certificateCheck(() => serving.notAfter, metrics)] : []),
-        ...entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream)),
-      ],
+      // The upstreams of the routes this node runs now (a stored config version may add or remove some).
+      targets: () => [...fixedChecks, ...live.current.derived.entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream))],
       logger,
       metrics,
       notifier,
@@ -452,6 +452,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       metrics,
       selfCheck,
       notifier,
+      certificateExpiryWarnings,
       ...(health ? { healthPort: health.port } : {}),
       ...(redirect ? { httpPort: config.server.httpPort } : {}),
       ...(serving ? { serverCertificate: serving } : {}),

@@ -38,10 +38,10 @@ export interface CertificateExpiryWarningsDeps {
   /** Absent when no mail transport is configured: users are then not mailed. */
   readonly mailer?: Mailer;
   readonly audit: AuditLog;
-  /** Days before expiry at which to warn, any order. */
-  readonly thresholdsDays: readonly number[];
-  /** The metric counts active certificates expiring within this many days (clientCertificates.renewBeforeDays). */
-  readonly renewBeforeDays: number;
+  /** Days before expiry at which to warn, any order; or a getter of the live setting, read at each run. */
+  readonly thresholdsDays: readonly number[] | (() => readonly number[]);
+  /** The metric counts active certificates expiring within this many days (clientCertificates.renewBeforeDays); or a getter, read at each run. */
+  readonly renewBeforeDays: number | (() => number);
   /** Called with that count after each run this node made. */
   readonly onExpiringCount?: (count: number) => void;
   readonly organisation: string;
@@ -75,15 +75,20 @@ export class CertificateExpiryWarnings {
   readonly #deps: CertificateExpiryWarningsDeps;
   readonly #holder: string;
   readonly #now: () => number;
-  readonly #thresholds: number[];
 
   constructor(deps: CertificateExpiryWarningsDeps) {
-    if (deps.thresholdsDays.length === 0) throw new TypeError('at least one expiry threshold is needed');
     this.#deps = deps;
+    this.#thresholds();
     this.#holder = deps.holder ?? `node-${randomBytes(6).toString('hex')}`;
     this.#now = deps.now ?? Date.now;
-    // Ascending: the first threshold a certificate is inside is the one it is warned for now.
-    this.#thresholds = [...new Set(deps.thresholdsDays)].sort((a, b) => a - b);
+  }
+
+  /** The thresholds as set now, ascending: the first one a certificate is inside is the one it is warned for now. */
+  #thresholds(): number[] {
+    const days = this.#deps.thresholdsDays;
+    const list = typeof days === 'function' ? days() : days;
+    if (list.length === 0) throw new TypeError('at least one expiry threshold is needed');
+    return [...new Set(list)].sort((a, b) => a - b);
   }
 
   /** One run: under the lease, or not at all when another node holds it. */
@@ -93,14 +98,17 @@ export class CertificateExpiryWarnings {
     if (!lease) return { ran: false, warned: [] };
     try {
       const now = this.#now();
-      const horizon = Math.max(this.#thresholds.at(-1)!, this.#deps.renewBeforeDays);
+      // Live settings: read once per run, so one run uses one consistent set.
+      const thresholds = this.#thresholds();
+      const renewBeforeDays = typeof this.#deps.renewBeforeDays === 'function' ? this.#deps.renewBeforeDays() : this.#deps.renewBeforeDays;
+      const horizon = Math.max(thresholds.at(-1)!, renewBeforeDays);
       const expiring = await this.#deps.certificates.listExpiring(horizon);
-      const expiringCount = expiring.filter((c) => c.expiresAt <= now + this.#deps.renewBeforeDays * DAY).length;
+      const expiringCount = expiring.filter((c) => c.expiresAt <= now + renewBeforeDays * DAY).length;
       this.#deps.onExpiringCount?.(expiringCount);
       const warned: WarnedCertificate[] = [];
       for (const certificate of expiring) {
         const remaining = certificate.expiresAt - now;
-        const threshold = this.#thresholds.find((t) => remaining <= t * DAY);
+        const threshold = thresholds.find((t) => remaining <= t * DAY);
         if (threshold === undefined || remaining <= 0) continue;
         if (await this.#renewed(certificate)) continue;
         if (!(await this.#claim(certificate, threshold, now))) continue;

@@ -35,7 +35,8 @@ export class SelfCheck {
 
   constructor(
     private readonly deps: {
-      readonly targets: readonly SelfCheckTarget[];
+      /** The checks, or a getter read at each run (a node's upstreams follow its live routes). */
+      readonly targets: readonly SelfCheckTarget[] | (() => readonly SelfCheckTarget[]);
       readonly logger: Logger;
       readonly metrics: Metrics;
       readonly notifier: Notifier;
@@ -54,8 +55,12 @@ export class SelfCheck {
   }
 
   private async runAll(): Promise<void> {
+    const targets = typeof this.deps.targets === 'function' ? this.deps.targets() : this.deps.targets;
+    // A check no longer among the targets (a route removed) is no longer reported.
+    const names = new Set(targets.map((t) => t.name));
+    for (const name of this.results.keys()) if (!names.has(name)) this.results.delete(name);
     await Promise.all(
-      this.deps.targets.map(async (t) => {
+      targets.map(async (t) => {
         let outcome: { state: CheckState; detail: string };
         try {
           outcome = await t.run();
