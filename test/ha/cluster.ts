@@ -126,6 +126,8 @@ export class NodeProcess {
   readonly child: ChildProcess;
   /** Notification events this node logged (the log notifier's `"notification":true` lines). */
   readonly notifications: string[] = [];
+  /** Lines about a store request DynamoDB refused as malformed (a bug, whatever else happens). */
+  readonly refusedByStore: string[] = [];
   private tail = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -145,6 +147,7 @@ export class NodeProcess {
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
         this.tail = (this.tail + line + '\n').slice(-6000);
+        if (line.includes('ValidationException') || line.includes('must be finite')) this.refusedByStore.push(line.slice(0, 2000));
         if (line.includes('"notification":true')) {
           try {
             this.notifications.push(String(JSON.parse(line).event));

@@ -321,4 +321,8 @@ describe.skipIf(!existsSync(HAPROXY))('two nodes as one gateway', () => {
       expect(notificationsOf(name).filter((e) => e === 'store.recovered')).toHaveLength(1);
     }
   }, 120_000);
+
+  it('sent the store no request it refused as malformed, in any scenario', () => {
+    expect(everyNode.flatMap((n) => n.refusedByStore.map((line) => `${n.name}: ${line}`))).toEqual([]);
+  });
 });
