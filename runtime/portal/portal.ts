@@ -1,3 +1,4 @@
+import { drainRequestBody } from '../http/lingering-drain.js';
 import type { FastifyInstance } from 'fastify';
 import { readCookie } from '../http/cookies.js';
 import { ServiceError } from '../services/errors.js';
@@ -14,6 +15,10 @@ import { registerRecoveryRoutes } from './routes/recovery.js';
 import { registerStaticRoutes } from './routes/static.js';
 import { registerTotpRoutes } from './routes/totp.js';
 import { PORTAL_SECURITY_HEADERS } from './security-headers.js';
+
+/** How much of a refused oversized body is read and discarded so the client sees the 413 answer. */
+const LINGERING_DRAIN_BYTES = 32 * 1024 * 1024;
+const LINGERING_DRAIN_MS = 10_000;
 
 export type { PortalDeps } from './kit.js';
 
@@ -94,6 +99,8 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
     if (status && status >= 400 && status < 500) {
       req.log.info({ ...ctx, code: (err as { code?: string }).code, detail: (err as Error).message }, 'bad request');
       const key: MessageKey = status === 413 ? 'error.tooLarge' : status === 404 ? 'error.notFound' : 'error.badRequest';
+      // Let a browser that is still uploading finish, within a bound, so it can read the 413 page.
+      if (status === 413) await drainRequestBody(req.raw, LINGERING_DRAIN_BYTES, LINGERING_DRAIN_MS);
       return kit.sendError(reply, req, status, status === 413 ? 'too-large' : 'bad-request', key);
     }
     req.log.error({ ...ctx, err }, 'unexpected error in portal');
