@@ -5,20 +5,11 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { closeServer, listen, send } from './harness.js';
-import { startRouteGateway, type RouteGateway, type RouteInput } from './route-harness.js';
+import { routeGatewaysPerTest } from './route-harness.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function gateway(input: RouteInput): Promise<RouteGateway> {
-  const gw = await startRouteGateway(input);
-  cleanups.push(() => gw.close());
-  return gw;
-}
+const { cleanups, gateway } = routeGatewaysPerTest();
 
 interface Received {
   method: string;

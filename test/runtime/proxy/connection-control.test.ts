@@ -5,21 +5,12 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../runtime/config/schema.js';
 import { closeServer, deadPort, listen, send } from './harness.js';
-import { startRouteGateway, type RouteGateway, type RouteInput } from './route-harness.js';
+import { routeGatewaysPerTest, type RouteGateway } from './route-harness.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function gateway(input: RouteInput): Promise<RouteGateway> {
-  const gw = await startRouteGateway(input);
-  cleanups.push(() => gw.close());
-  return gw;
-}
+const { cleanups, gateway } = routeGatewaysPerTest();
 
 /** An HTTP upstream that counts the TCP connections it accepts and the requests it serves. */
 async function countingUpstream(handler: http.RequestListener = (req, res) => res.end(`${req.method} ${req.url}`)) {

@@ -4,20 +4,11 @@
  * counted in metrics, and never naming the upstream's address, host name or error.
  */
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONTEXT, closeServer, deadPort, listen, send, values, type Reply } from './harness.js';
-import { startRouteGateway, type RouteGateway, type RouteInput } from './route-harness.js';
+import { routeGatewaysPerTest } from './route-harness.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function gateway(input: RouteInput): Promise<RouteGateway> {
-  const gw = await startRouteGateway(input);
-  cleanups.push(() => gw.close());
-  return gw;
-}
+const { cleanups, gateway } = routeGatewaysPerTest();
 
 /** Accepts connections and never answers. */
 async function silentUpstream(): Promise<number> {

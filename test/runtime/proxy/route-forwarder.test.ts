@@ -3,20 +3,11 @@
  * without rules forwards untouched.
  */
 import http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { closeServer, listen, send, values } from './harness.js';
-import { startRouteGateway, type RouteGateway, type RouteInput } from './route-harness.js';
+import { routeGatewaysPerTest, type RouteInput } from './route-harness.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function gateway(input: RouteInput): Promise<RouteGateway> {
-  const gw = await startRouteGateway(input);
-  cleanups.push(() => gw.close());
-  return gw;
-}
+const { cleanups, gateway } = routeGatewaysPerTest();
 
 async function echoPath() {
   const server = http.createServer((req, res) => {

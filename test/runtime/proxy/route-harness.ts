@@ -5,6 +5,7 @@
 import http, { type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { afterEach } from 'vitest';
 import { parseConfig, type KanmonConfigInput, type RouteConfig } from '../../../runtime/config/schema.js';
 import { Metrics } from '../../../runtime/observability/metrics.js';
 import type { ForwardContext, Forwarder } from '../../../runtime/proxy/index.js';
@@ -65,6 +66,25 @@ export async function startRouteGateway(input: RouteInput, ctx: ForwardContext =
       server.closeAllConnections();
       await forwarder.close();
       await closeServer(server);
+    },
+  };
+}
+
+/**
+ * For a test file's top level: `cleanups` run after each test, last added first, and
+ * `gateway(input)` starts a route gateway that closes with them.
+ */
+export function routeGatewaysPerTest(): { cleanups: (() => Promise<void>)[]; gateway(input: RouteInput): Promise<RouteGateway> } {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  return {
+    cleanups,
+    async gateway(input) {
+      const gw = await startRouteGateway(input);
+      cleanups.push(() => gw.close());
+      return gw;
     },
   };
 }

@@ -4,11 +4,11 @@
  */
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../../runtime/config/schema.js';
 import { UpstreamTlsFileError, createRouteForwarder } from '../../../runtime/proxy/route-forwarder.js';
 import { closeServer, listen, send } from './harness.js';
-import { captureLogs, routeFrom, startRouteGateway, type RouteGateway, type RouteInput } from './route-harness.js';
+import { routeGatewaysPerTest, captureLogs, routeFrom, type RouteGateway } from './route-harness.js';
 import { createTestPki, type Issued, type TestCa, type TestPki } from './test-pki.js';
 
 let pki: TestPki;
@@ -34,10 +34,7 @@ beforeAll(() => {
 });
 afterAll(() => pki.remove());
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { cleanups, gateway } = routeGatewaysPerTest();
 
 interface Seen {
   servername: string | false | null | undefined;
@@ -63,12 +60,6 @@ async function httpsUpstream(identity: Issued, opts: { requireClientCertFrom?: T
   const port = await listen(server);
   cleanups.push(() => closeServer(server));
   return { port, seen };
-}
-
-async function gateway(input: RouteInput): Promise<RouteGateway> {
-  const gw = await startRouteGateway(input);
-  cleanups.push(() => gw.close());
-  return gw;
 }
 
 function upstreamErrors(gw: RouteGateway): Record<string, unknown>[] {
