@@ -3,7 +3,7 @@ import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
 import type { RequestContext } from './request-context.js';
 import type { SessionService } from './sessions.js';
-import { cleanDisplayName, cleanGroups } from './users.js';
+import { cleanDisplayName, cleanGroups, normalizeUsername } from './users.js';
 
 /** How far back the console reads the audit trail at most for one view (a bound, not a promise). */
 export const AUDIT_SCAN_LIMIT = 20_000;
@@ -129,7 +129,14 @@ export class AdminConsoleService {
   }
 
   async requireUser(username: string): Promise<User> {
-    const user = await this.deps.store.users.getByUsername(String(username).normalize('NFKC').trim().toLowerCase());
+    let name: string | undefined;
+    try {
+      name = normalizeUsername(String(username));
+    } catch {
+      // Not a name anyone can have (too long, odd characters): never worth a store round trip.
+      name = undefined;
+    }
+    const user = name === undefined ? undefined : await this.deps.store.users.getByUsername(name);
     if (!user) throw new ServiceError('not-found', `no user named ${JSON.stringify(String(username).slice(0, 80))}`);
     return user;
   }
