@@ -27,11 +27,14 @@
     }
   }
 
-  // JSON POST to the portal API. Same-origin fetch sends the Origin header the server checks.
-  async function postJson(path, body) {
+  // JSON POST to the portal API. Same-origin fetch sends the Origin header the server checks;
+  // the console's API also wants its CSRF token (`csrf`) in X-Kanmon-Csrf.
+  async function postJson(path, body, csrf) {
+    var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    if (csrf) headers['X-Kanmon-Csrf'] = csrf;
     var res = await fetch(path, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: headers,
       credentials: 'same-origin',
       body: JSON.stringify(body || {}),
     });
