@@ -1,7 +1,7 @@
 import type { AdminConfig, RouteConfig } from '../config/schema.js';
 import { validateRoutes } from '../config/routes.js';
 import { decideAccess, type Decision, type PolicyDevice, type PolicyEnvironment } from '../policy/decide.js';
-import type { ActiveSession } from '../services/sessions.js';
+import { policySubjectOf, type ActiveSession } from '../services/sessions.js';
 
 /**
  * The console as a route, so its sign-in rule is decided by the same pure function as every
@@ -29,19 +29,6 @@ export type AdminAccess =
 export function adminAccess(route: RouteConfig, active: ActiveSession | undefined, device: PolicyDevice, env: PolicyEnvironment): AdminAccess {
   if (!active) return { kind: 'login' };
   if (!active.user.isAdmin || active.user.disabled) return { kind: 'not-admin' };
-  const decision = decideAccess(
-    route,
-    {
-      userId: active.user.id,
-      username: active.user.username,
-      groups: active.user.groups,
-      disabled: active.user.disabled,
-      authMethods: active.session.authMethods,
-      ...(active.session.passkey ? { passkey: active.session.passkey } : {}),
-      session: { createdAt: active.session.createdAt, lastSeenAt: active.session.lastSeenAt },
-    },
-    device,
-    env,
-  );
+  const decision = decideAccess(route, policySubjectOf(active), device, env);
   return decision.kind === 'allow' ? { kind: 'allow' } : { kind: 'refused', decision };
 }

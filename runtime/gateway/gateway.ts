@@ -9,7 +9,7 @@ import type { TokenIdentity } from '../jwt/identity-token.js';
 import type { AuditInput } from '../services/audit-log.js';
 import type { Forwarder } from '../proxy/index.js';
 import type { RouteTable } from '../routing/route-table.js';
-import { SESSION_COOKIE, type ActiveSession, type SessionService } from '../services/sessions.js';
+import { SESSION_COOKIE, policySubjectOf, type ActiveSession, type SessionService } from '../services/sessions.js';
 import { LANG_COOKIE, pickLang, translator } from '../portal/i18n.js';
 import { certificateRequiredPage, messagePage, stepUpPage } from '../portal/pages/messages.js';
 import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
@@ -162,15 +162,7 @@ export class Gateway {
       : {};
     const decision = decideAccess(
       entry?.route,
-      active && {
-        userId: active.user.id,
-        username: active.user.username,
-        groups: active.user.groups,
-        disabled: active.user.disabled,
-        authMethods: active.session.authMethods,
-        ...(active.session.passkey ? { passkey: active.session.passkey } : {}),
-        session: { createdAt: active.session.createdAt, lastSeenAt: active.session.lastSeenAt },
-      },
+      active && policySubjectOf(active),
       device,
       { now: (this.deps.now ?? Date.now)(), groups: this.deps.groupPolicies ?? {}, ...(this.deps.mtlsRequiredFor ? { mtlsRequiredFor: this.deps.mtlsRequiredFor } : {}) },
     );

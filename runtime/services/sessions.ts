@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { SessionConfig } from '../config/schema.js';
 import { setBounded } from '../cache/bounded-map.js';
+import type { PolicySubject } from '../policy/decide.js';
 import type { Session, SessionPasskey, Store, User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
@@ -18,6 +19,19 @@ export const SESSION_COOKIE = '__Host-kanmon-session';
 export interface ActiveSession {
   readonly session: Session;
   readonly user: User;
+}
+
+/** What the access policy sees of a signed-in session (the gateway and the console decide alike). */
+export function policySubjectOf(active: ActiveSession): PolicySubject {
+  return {
+    userId: active.user.id,
+    username: active.user.username,
+    groups: active.user.groups,
+    disabled: active.user.disabled,
+    authMethods: active.session.authMethods,
+    ...(active.session.passkey ? { passkey: active.session.passkey } : {}),
+    session: { createdAt: active.session.createdAt, lastSeenAt: active.session.lastSeenAt },
+  };
 }
 
 interface CacheEntry {
