@@ -13,6 +13,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { readFormBody } from './form-body.js';
 import { LegacyArea, type LegacyAreaOptions, type LegacyStats } from './legacy.js';
 
 export interface DemoGroupwareOptions {
@@ -253,23 +254,7 @@ function receiveForm(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
     return sendText(res, 415, 'Send the form as application/x-www-form-urlencoded\n');
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let refused = false;
-  req.on('data', (chunk: Buffer) => {
-    if (refused) return;
-    size += chunk.length;
-    if (size > FORM_LIMIT_BYTES) {
-      refused = true;
-      res.setHeader('connection', 'close');
-      sendText(res, 413, 'Form too large\n');
-      return;
-    }
-    chunks.push(chunk);
-  });
-  req.on('end', () => {
-    if (refused) return;
-    const fields = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  readFormBody(req, res, FORM_LIMIT_BYTES, () => sendText(res, 413, 'Form too large\n'), (fields) => {
     const rows = [...fields].map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v).replace(/\n/g, '<br>')}</td></tr>`).join('\n');
     const user = identity(req, 'x-kanmon-user');
     sendHtml(

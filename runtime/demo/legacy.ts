@@ -14,6 +14,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFormBody } from './form-body.js';
 
 export const LEGACY_DEMO_PASSWORD = 'legacy-demo';
 const SESSION_COOKIE = 'LEGACYSESSID';
@@ -199,23 +200,7 @@ function safeNext(next: string | null): string {
 }
 
 function readForm(req: IncomingMessage, res: ServerResponse, then: (fields: URLSearchParams) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let refused = false;
-  req.on('data', (chunk: Buffer) => {
-    if (refused) return;
-    size += chunk.length;
-    if (size > BODY_LIMIT) {
-      refused = true;
-      res.setHeader('connection', 'close');
-      send(res, 413, 'text/plain; charset=utf-8', 'Form too large\n');
-      return;
-    }
-    chunks.push(chunk);
-  });
-  req.on('end', () => {
-    if (!refused) then(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
-  });
+  readFormBody(req, res, BODY_LIMIT, () => send(res, 413, 'text/plain; charset=utf-8', 'Form too large\n'), then);
 }
 
 function cookieOf(req: IncomingMessage, name: string): string | undefined {
