@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
+import { LiveConfig, startConfigPolling } from '../config/live.js';
 import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
 import { createNotifier } from '../notify/create-notifier.js';
 import type { Notifier } from '../notify/notifier.js';
@@ -58,9 +59,11 @@ export interface KanmonCluster {
   /**
    * Drains the node: readiness turns false, every worker stops accepting and gets `graceMs`
    * for its in-flight requests (a worker still running later is killed), then the primary's
-   * own jobs and the store close.
+   * own jobs and the store close. With `drainDelayMs` (part of `graceMs`), the workers first go
+   * on accepting that long with readiness false, so the load balancer moves new connections
+   * away before they stop, as a single process does (KanmonApp.close).
    */
-  close(opts?: { graceMs?: number }): Promise<void>;
+  close(opts?: { graceMs?: number; drainDelayMs?: number }): Promise<void>;
 }
 
 /** Consecutive worker deaths, with no replacement reaching listening in between, before the primary gives up. */
@@ -100,7 +103,9 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     const store = await openStore(config);
     cleanups.push(() => store.close());
     const secrets = await openSecretBox(config);
-    const services = createServices({ config, store, secrets, logger });
+    // The routes and live settings the workers run (stored versions), for the self-check and readiness.
+    let liveConfig: LiveConfig<undefined> | undefined;
+    const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? config; } } });
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
     const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
@@ -153,16 +158,29 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     }
 
     const certNotAfter = certPem ? new Date(new X509Certificate(certPem).validTo) : undefined;
+    const fixedChecks = [storeCheck(store), ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : [])];
+    const live = new LiveConfig<undefined>({ version: 0, config, derived: undefined });
+    liveConfig = live;
     const selfCheck = new SelfCheck({
-      targets: [
-        storeCheck(store),
-        ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : []),
-        ...config.routes.map((r) => upstreamCheck(r.id, upstreamOf(r.upstream))),
-      ],
+      // The upstreams of the routes in force (the workers refuse a version naming a demo this node did not start).
+      targets: () => [...fixedChecks, ...live.config.routes.filter((r) => r.upstream !== 'demo' || demo).map((r) => upstreamCheck(r.id, upstreamOf(r.upstream)))],
       logger,
       metrics,
       notifier,
     });
+    // The workers seed and apply the stored versions; the primary follows them for what it checks.
+    const configPolling = startConfigPolling<undefined>({
+      live,
+      source: services.configVersions,
+      base: config,
+      build: async () => undefined,
+      retire: async () => undefined,
+      // New routes are checked at once, not at the next minute.
+      onSwap: () => void selfCheck.runOnce(),
+      onError: (err, version) => logger.warn({ err, version }, 'the primary cannot read this config version; the workers log why'),
+    });
+    cleanups.push(() => configPolling.stop());
+    await configPolling.refresh();
     cleanups.push(selfCheck.start());
 
     // A session's connections are spread over the workers, so each worker sees part of the
@@ -186,7 +204,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
           draining: () => stopping,
           certificateLoaded: () => !!certPem || !!storedCertificate?.notAfter || config.tls.source === 'offloaded',
           // Routes served right now: none while no worker is listening (all died, or still starting).
-          routeCount: () => (listeningCount() > 0 ? config.routes.length : 0),
+          routeCount: () => (listeningCount() > 0 ? live.config.routes.length : 0),
         },
       });
       cleanups.push(() => health!.close());
@@ -324,11 +342,15 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
       ...(health ? { healthPort: health.port } : {}),
       listeningWorkerPids: () => [...workers.values()].filter((w) => w.listening).map((w) => w.worker.process.pid!),
       whenAllListening,
-      async close(closeOpts: { graceMs?: number } = {}) {
+      async close(closeOpts: { graceMs?: number; drainDelayMs?: number } = {}) {
         if (closed) return;
         closed = true;
         stopping = true;
-        await stopWorkers(closeOpts.graceMs ?? 0);
+        const graceMs = closeOpts.graceMs ?? 0;
+        const drainDelayMs = Math.min(closeOpts.drainDelayMs ?? 0, graceMs);
+        // Readiness is false from here on; the workers still accept until the load balancer has noticed.
+        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+        await stopWorkers(graceMs - drainDelayMs);
         await runCleanups(cleanups);
       },
     };

@@ -38,12 +38,12 @@ export async function runClusterWorker(): Promise<void> {
   }
 
   let draining = false;
-  const drain = (graceMs: number, reason: string) => {
+  const drain = (graceMs: number, reason: string, drainDelayMs = 0) => {
     if (draining) return;
     draining = true;
     clearInterval(report);
-    logger.info({ reason, graceMs }, 'worker draining');
-    app.close({ graceMs }).then(
+    logger.info({ reason, graceMs, drainDelayMs }, 'worker draining');
+    app.close({ graceMs, drainDelayMs }).then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'worker shutdown failed');
@@ -55,8 +55,10 @@ export async function runClusterWorker(): Promise<void> {
   process.on('message', (m: unknown) => {
     if (isPrimaryMessage(m) && m.kanmon === 'drain') drain(m.graceMs, 'primary');
   });
-  process.on('SIGTERM', () => drain(graceMs, 'SIGTERM'));
-  process.on('SIGINT', () => drain(graceMs, 'SIGINT'));
+  // A signal sent to the whole group (systemd's default) reaches workers too: they keep the drain delay like the primary.
+  const drainDelayMs = app.config.server.drainDelaySeconds * 1000;
+  process.on('SIGTERM', () => drain(graceMs, 'SIGTERM', drainDelayMs));
+  process.on('SIGINT', () => drain(graceMs, 'SIGINT', drainDelayMs));
 
   const report = setInterval(() => send({ kanmon: 'sessions', count: app.services.sessions.activeCount() }), start.sessionReportMs);
   report.unref();
