@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { mtlsRequiredForAnyone, routeUsesMtls, type GroupPolicyConfig, type MtlsConfig, type RouteConfig } from '../config/schema.js';
 import { readCookie } from '../http/cookies.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { nextRequestId } from '../http/request-id.js';
 import { decideAccess, type Decision, type PolicyDevice } from '../policy/decide.js';
 import type { TokenIdentity } from '../jwt/identity-token.js';
@@ -59,6 +60,9 @@ type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Recor
  */
 const ROUTE_OF_RESPONSE = Symbol('kanmon.route');
 type ResponseWithRoute = ServerResponse & { [ROUTE_OF_RESPONSE]?: string };
+
+/** Retry-After while the store is out: the portal's sign-in pages say the same (runtime/portal/portal.ts). */
+const STORE_RETRY_AFTER = '30';
 
 /** How long one set of identity headers is reused for a session object and route. */
 const IDENTITY_MEMO_MS = 5000;
@@ -139,7 +143,8 @@ export class Gateway {
       },
       (err) => {
         this.deps.logger.error({ err }, 'upgrade could not be authorized');
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        const retryAfter = err instanceof StoreUnavailableError ? STORE_RETRY_AFTER : '5';
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       },
     );
   }
@@ -248,7 +253,9 @@ export class Gateway {
       res.destroy();
       return;
     }
-    sendPage(req, res, 503, messagePage({ ...pageBase(req), titleKey: 'error.title', bodyKey: 'error.unavailable' }), { 'retry-after': '5' });
+    // The store is out (README: When the store fails): the same page sign-in shows, saying what is going on.
+    const page = err instanceof StoreUnavailableError ? { titleKey: 'operations.storeUnavailable.title', bodyKey: 'operations.storeUnavailable.body' } as const : { titleKey: 'error.title', bodyKey: 'error.unavailable' } as const;
+    sendPage(req, res, 503, messagePage({ ...pageBase(req), ...page }), { 'retry-after': err instanceof StoreUnavailableError ? STORE_RETRY_AFTER : '5', 'cache-control': 'no-store' });
   }
 }
 
