@@ -4,55 +4,28 @@
  * expiry, and what to do, in Japanese and English. The PKCS#12 password is never on it: it
  * reaches the user another way, so a lost letter alone installs nothing.
  */
-import { html, Html } from '../portal/html.js';
-import { enrollmentQrSvg, formatExpiry, LETTER_STYLE } from './enrollment-letter.js';
+import { html } from '../portal/html.js';
+import { renderLetter, type LetterLink } from './enrollment-letter.js';
 
-export interface CertificateLetterInput {
-  readonly username: string;
-  readonly displayName: string;
+/** `url` is the single-use download link, `expiresAt` when it stops working. */
+export interface CertificateLetterInput extends LetterLink {
   readonly deviceLabel: string;
   readonly serial: string;
-  /** The single-use download link. */
-  readonly url: string;
-  /** When the link stops working. */
-  readonly expiresAt: number;
   readonly organisation: string;
-  /** @default the machine's own */
-  readonly timeZone?: string;
 }
 
 export async function renderCertificateLetter(input: CertificateLetterInput): Promise<string> {
-  const qr = await enrollmentQrSvg(input.url);
-  const ja = formatExpiry(input.expiresAt, 'ja-JP', input.timeZone);
-  const en = formatExpiry(input.expiresAt, 'en-GB', input.timeZone);
-  const iso = new Date(input.expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const name = input.displayName && input.displayName !== input.username ? `${input.displayName} (${input.username})` : input.username;
-  return html`<!doctype html>
-<html lang="ja">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="referrer" content="no-referrer">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>端末証明書のご案内 / Your device certificate — ${input.username}</title>
-<style>${new Html(LETTER_STYLE)}</style>
-</head>
-<body>
-<header>
+  return renderLetter(
+    input,
+    `端末証明書のご案内 / Your device certificate — ${input.username}`,
+    ({ name, qrBlock }) => html`<header>
   <h1>端末証明書のご案内 <span lang="en">/ Your device certificate</span></h1>
   <p class="to"><span id="letter-user">${name}</span> 様 <span lang="en">/ Dear ${name}</span></p>
   <p>${input.organisation}</p>
   <p>端末 / Device: <strong id="letter-device">${input.deviceLabel}</strong> &nbsp; シリアル / Serial: <span id="letter-serial">${input.serial}</span></p>
 </header>
 
-<div class="qr-block">
-  ${new Html(qr)}
-  <div>
-    <p id="qr-label">証明書を使う端末のカメラでこの QR コードを読み取るか、その端末のブラウザーで下のリンクを開いてください。<br><span lang="en">Scan this QR code with the camera of the device that will use the certificate, or open the link below in that device's browser.</span></p>
-    <p class="link" id="letter-link">${input.url}</p>
-    <p class="expiry">有効期限 / Expires: <time datetime="${iso}">${ja}</time> <span lang="en">(${en})</span></p>
-  </div>
-</div>
+${qrBlock(html`証明書を使う端末のカメラでこの QR コードを読み取るか、その端末のブラウザーで下のリンクを開いてください。<br><span lang="en">Scan this QR code with the camera of the device that will use the certificate, or open the link below in that device's browser.</span>`)}
 
 <p class="code" id="letter-password-note">インストールにはパスワードが必要です。パスワードはこの手紙とは別に管理者からお知らせします。この手紙と一緒に保管しないでください。<br><span lang="en">Installing needs a password. Your administrator gives it to you separately from this letter. Do not keep it with this letter.</span></p>
 
@@ -78,8 +51,6 @@ export async function renderCertificateLetter(input: CertificateLetterInput): Pr
   <p>If the link has expired, or you did not expect this letter, contact your administrator. If you lose the device, tell your administrator at once.</p>
 </section>
 
-<footer>この手紙は本人だけが使えるよう大切に保管し、インストール後は破棄してください。 <span lang="en">Keep this letter to yourself, and destroy it once the certificate is installed.</span></footer>
-</body>
-</html>
-`.toString();
+<footer>この手紙は本人だけが使えるよう大切に保管し、インストール後は破棄してください。 <span lang="en">Keep this letter to yourself, and destroy it once the certificate is installed.</span></footer>`,
+  );
 }

@@ -7,17 +7,11 @@
 import QRCode from 'qrcode';
 import { html, Html } from '../portal/html.js';
 
-export interface EnrollmentLetterInput {
-  readonly username: string;
-  readonly displayName: string;
-  readonly url: string;
-  readonly expiresAt: number;
+export interface EnrollmentLetterInput extends LetterLink {
   /** The link also needs a one-time code, which reaches the user another way (never in the letter). */
   readonly codeSeparately: boolean;
   /** Who sends it, e.g. webauthn.rpName. */
   readonly organisation: string;
-  /** The time zone the expiry is shown in. @default the machine's own */
-  readonly timeZone?: string;
 }
 
 export function formatExpiry(expiresAt: number, locale: 'ja-JP' | 'en-GB', timeZone?: string): string {
@@ -35,13 +29,13 @@ export function formatExpiry(expiresAt: number, locale: 'ja-JP' | 'en-GB', timeZ
 }
 
 /** The QR code as inline SVG; the namespace attribute is dropped (HTML does not need it), so the page names no URL but the link. */
-export async function enrollmentQrSvg(url: string): Promise<string> {
+async function enrollmentQrSvg(url: string): Promise<string> {
   const svg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 4 });
   return svg.trim().replace(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, '<svg role="img" aria-labelledby="qr-label" class="qr"');
 }
 
 /** The letters' print style: A4, black on white, Japanese fonts first. */
-export const LETTER_STYLE = `
+const LETTER_STYLE = `
   @page { size: A4; margin: 18mm; }
   * { box-sizing: border-box; }
   body { margin: 0 auto; max-width: 180mm; padding: 12mm 0; font: 11pt/1.6 "Hiragino Sans", "Noto Sans JP", "Yu Gothic", Meiryo, system-ui, sans-serif; color: #000; background: #fff; }
@@ -61,38 +55,70 @@ export const LETTER_STYLE = `
   @media print { a { color: #000; text-decoration: none; } }
 `;
 
-export async function renderEnrollmentLetter(input: EnrollmentLetterInput): Promise<string> {
+/** What every letter shows of its recipient and their single-use link. */
+export interface LetterLink {
+  readonly username: string;
+  readonly displayName: string;
+  readonly url: string;
+  readonly expiresAt: number;
+  /** The time zone the expiry is shown in. @default the machine's own */
+  readonly timeZone?: string;
+}
+
+export interface LetterParts {
+  /** "Display Name (username)", or the username alone. */
+  readonly name: string;
+  /** The link as QR code and text with its expiry; `label` says what to do with it. */
+  qrBlock(label: Html): Html;
+}
+
+/**
+ * One self-contained letter page: the head every letter has (CSP forbidding every fetch, the
+ * print style) around `content`, the markup inside <body>, built from the shared parts.
+ */
+export async function renderLetter(input: LetterLink, title: string, content: (parts: LetterParts) => Html): Promise<string> {
   // Markup of our own making (the QR SVG, the style sheet) goes in as Html; everything else is escaped.
   const qr = await enrollmentQrSvg(input.url);
   const ja = formatExpiry(input.expiresAt, 'ja-JP', input.timeZone);
   const en = formatExpiry(input.expiresAt, 'en-GB', input.timeZone);
   const iso = new Date(input.expiresAt).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const name = input.displayName && input.displayName !== input.username ? `${input.displayName} (${input.username})` : input.username;
-  const body = html`<!doctype html>
+  const qrBlock = (label: Html) => html`<div class="qr-block">
+  ${new Html(qr)}
+  <div>
+    <p id="qr-label">${label}</p>
+    <p class="link" id="letter-link">${input.url}</p>
+    <p class="expiry">有効期限 / Expires: <time datetime="${iso}">${ja}</time> <span lang="en">(${en})</span></p>
+  </div>
+</div>`;
+  return html`<!doctype html>
 <html lang="ja">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>パスキー登録のご案内 / Passkey enrollment — ${input.username}</title>
+<title>${title}</title>
 <style>${new Html(LETTER_STYLE)}</style>
 </head>
 <body>
-<header>
+${content({ name, qrBlock })}
+</body>
+</html>
+`.toString();
+}
+
+export async function renderEnrollmentLetter(input: EnrollmentLetterInput): Promise<string> {
+  return renderLetter(
+    input,
+    `パスキー登録のご案内 / Passkey enrollment — ${input.username}`,
+    ({ name, qrBlock }) => html`<header>
   <h1>パスキー登録のご案内 <span lang="en">/ Set up your passkey</span></h1>
   <p class="to"><span id="letter-user">${name}</span> 様 <span lang="en">/ Dear ${name}</span></p>
   <p>${input.organisation}</p>
 </header>
 
-<div class="qr-block">
-  ${new Html(qr)}
-  <div>
-    <p id="qr-label">スマートフォンのカメラでこの QR コードを読み取るか、下のリンクをブラウザーで開いてください。<br><span lang="en">Scan this QR code with your phone's camera, or open the link below in a browser.</span></p>
-    <p class="link" id="letter-link">${input.url}</p>
-    <p class="expiry">有効期限 / Expires: <time datetime="${iso}">${ja}</time> <span lang="en">(${en})</span></p>
-  </div>
-</div>
+${qrBlock(html`スマートフォンのカメラでこの QR コードを読み取るか、下のリンクをブラウザーで開いてください。<br><span lang="en">Scan this QR code with your phone's camera, or open the link below in a browser.</span>`)}
 
 ${
   input.codeSeparately
@@ -122,9 +148,6 @@ ${
   <p>If the link has expired, or you did not expect this letter, contact your administrator.</p>
 </section>
 
-<footer>この手紙は本人だけが使えるよう、大切に保管し、登録後は破棄してください。 <span lang="en">Keep this letter to yourself, and destroy it once you have set up your passkey.</span></footer>
-</body>
-</html>
-`;
-  return body.toString();
+<footer>この手紙は本人だけが使えるよう、大切に保管し、登録後は破棄してください。 <span lang="en">Keep this letter to yourself, and destroy it once you have set up your passkey.</span></footer>`,
+  );
 }
