@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../runtime/cli/args.js';
-import { runCommand, USAGE } from '../../../runtime/cli/commands.js';
+import { USAGE } from '../../../runtime/cli/commands.js';
 import { parseConfig } from '../../../runtime/config/schema.js';
 import { openLocalSecretBox } from '../../../runtime/secrets/index.js';
 import { createServices, type Services } from '../../../runtime/services/index.js';
 import { openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { openssl, run } from './support.js';
+import { runCli, type CliRun } from '../../support/cli.js';
 
 let dir: string;
 let store: Store;
@@ -29,10 +30,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function kanmon(...argv: string[]): Promise<{ code: number; lines: string[]; text: string }> {
-  const lines: string[] = [];
-  const code = await runCommand(argv, services, config, { out: (l) => lines.push(l) });
-  return { code, lines, text: lines.join('\n') };
+function kanmon(...argv: string[]): Promise<CliRun> {
+  return runCli(services, config, argv);
 }
 
 function passwordOf(text: string): string {

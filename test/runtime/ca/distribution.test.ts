@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../runtime/cli/args.js';
-import { runCommand } from '../../../runtime/cli/commands.js';
 import { parseConfig } from '../../../runtime/config/schema.js';
 import { openLocalSecretBox } from '../../../runtime/secrets/index.js';
 import { createServices, type Services } from '../../../runtime/services/index.js';
@@ -17,6 +16,7 @@ import { openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { ensureDevCertificates } from '../../../runtime/tls/dev-ca.js';
 import { mailHeader, mailText, SmtpReceiver } from '../notify/smtp-receiver.js';
+import { runCli, type CliRun } from '../../support/cli.js';
 
 let dir: string;
 let store: Store;
@@ -47,10 +47,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function kanmon(...argv: string[]): Promise<{ code: number; text: string }> {
-  const lines: string[] = [];
-  const code = await runCommand(argv, services, config, { out: (l) => lines.push(l) });
-  return { code, text: lines.join('\n') };
+function kanmon(...argv: string[]): Promise<CliRun> {
+  return runCli(services, config, argv);
 }
 
 describe('certificate distribution', () => {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../runtime/cli/args.js';
-import { runCommand } from '../../../runtime/cli/commands.js';
 import { KanmonHarness } from '../../support/kanmon-harness.js';
+import { runCli, type CliRun } from '../../support/cli.js';
 
 let h: KanmonHarness;
 let dir: string;
@@ -25,10 +25,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function kanmon(...argv: string[]): Promise<{ code: number; lines: string[] }> {
-  const lines: string[] = [];
-  const code = await runCommand(argv, h.app.services, h.app.config, { out: (l) => lines.push(l) });
-  return { code, lines };
+function kanmon(...argv: string[]): Promise<CliRun> {
+  return runCli(h.app.services, h.app.config, argv);
 }
 
 describe('kanmon config', () => {
