@@ -17,7 +17,7 @@ import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
 import { certificateIdentityHeaders, identityHeaders } from './identity-headers.js';
 import type { PeerCertificates } from './peer-certificate.js';
 import type { PresentedCertificateCheck } from '../ca/index.js';
-import type { SignInExchange } from '../upstream-auth/index.js';
+import type { SignInExchange, SignInUpgrade } from '../upstream-auth/index.js';
 
 export interface GatewayRoute {
   readonly route: RouteConfig;
@@ -48,7 +48,11 @@ export interface GatewayDeps {
   /** Records an audit event (another user's certificate presented). */
   readonly audit?: (input: AuditInput) => Promise<void>;
   /** Routes with `upstreamAuth` are forwarded through this (runtime/upstream-auth): it signs in to the upstream for the user. */
-  readonly upstreamSignIn?: { forward(req: IncomingMessage, res: ServerResponse, exchange: SignInExchange): void };
+  readonly upstreamSignIn?: {
+    forward(req: IncomingMessage, res: ServerResponse, exchange: SignInExchange): void;
+    /** A WebSocket handshake carries the sign-in's upstream headers (the jar's cookies, Authorization). */
+    upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, exchange: SignInUpgrade): void;
+  };
 }
 
 type ForwardCtx = { clientIp: string; publicHost: string; identityHeaders: Record<string, string>; requestId: string };
@@ -135,7 +139,11 @@ export class Gateway {
     this.authorize(req).then(
       (outcome) => {
         if (outcome.kind === 'forward') {
-          outcome.entry.forwarder.upgrade(req, socket, head, outcome.ctx);
+          if (outcome.entry.route.upstreamAuth && this.deps.upstreamSignIn) {
+            this.deps.upstreamSignIn.upgrade(req, socket, head, { route: outcome.entry.route, forwarder: outcome.entry.forwarder, ctx: outcome.ctx, ...(outcome.session ? { session: outcome.session } : {}) });
+          } else {
+            outcome.entry.forwarder.upgrade(req, socket, head, outcome.ctx);
+          }
           return;
         }
         const status = outcome.decision.kind === 'login' ? '401 Unauthorized' : outcome.decision.kind === 'deny' && outcome.decision.reason === 'no-route' ? '404 Not Found' : '403 Forbidden';

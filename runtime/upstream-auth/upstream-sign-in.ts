@@ -16,6 +16,7 @@
  * (or an administrator) replaces it: an upstream may lock an account after a few wrong tries.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { FormLoginConfig, UpstreamAuthConfig } from '../config/upstream-auth.js';
@@ -31,6 +32,7 @@ import type { RequestContext } from '../services/request-context.js';
 import type { ActiveSession } from '../services/sessions.js';
 import type { ResolvedCredentials, UpstreamCredentialService } from '../services/upstream-credentials.js';
 import type { DocumentStore } from '../store/types.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import { applySetCookies, takeSetCookies, upstreamCookieHeader } from './cookie-jar.js';
 import { JarStore, type JarState } from './jar-store.js';
 import { createSignInDispatcher, isRedirect, redirectsToLogin, signInWithForm, signOutOfUpstream, type SignInClient } from './sign-in.js';
@@ -43,6 +45,16 @@ export const APPS_PAGE = '/.kanmon/account/apps';
 /** The forwarder as this module uses it: one request, with hooks. */
 export interface HookedForwarder {
   forward(req: IncomingMessage, res: ServerResponse, ctx: ForwardContext, hooks?: ExchangeHooks): void;
+}
+
+/** The forwarder's upgrade (WebSocket) path, with hooks. */
+export interface HookedUpgrader {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ForwardContext, hooks?: ExchangeHooks): void;
+}
+
+/** An upgrade request of a route with upstreamAuth. */
+export interface SignInUpgrade extends Omit<SignInExchange, 'forwarder'> {
+  readonly forwarder: HookedUpgrader;
 }
 
 export interface SignInExchange {
@@ -101,6 +113,43 @@ export class UpstreamSignIn {
       this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
       this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
     });
+  }
+
+  /**
+   * An upgrade (WebSocket) of a route with upstreamAuth: the handshake carries what a request
+   * would (the API header, Basic credentials, or the jar's cookies, signing in first when the
+   * jar holds no upstream session). A handshake cannot be replayed after a refusal: when the
+   * upstream refuses it anyway (its session ended meanwhile), its answer is relayed, and the
+   * page's next request signs in again. Never throws; failures become a bare status line.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, x: SignInUpgrade): void {
+    this.#upgrade(req, socket, head, x).catch((err: unknown) => {
+      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in for an upgrade failed unexpectedly');
+      refuseUpgrade(socket, err instanceof StoreUnavailableError ? '503 Service Unavailable' : '502 Bad Gateway');
+    });
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, x: SignInUpgrade): Promise<void> {
+    const auth = x.route.upstreamAuth!;
+    const active = x.session;
+    if (!active) return refuseUpgrade(socket, '403 Forbidden');
+    const creds = await this.opts.credentials.resolve(x.route, active.user);
+    if (!creds || creds.rejectedAt !== undefined) return refuseUpgrade(socket, '403 Forbidden');
+    if (auth.kind === 'header') return x.forwarder.upgrade(req, socket, head, x.ctx, { upstreamHeaders: [auth.header, `${auth.valuePrefix}${creds.secret}`] });
+    if (auth.kind === 'basic') {
+      const value = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`, 'utf8').toString('base64')}`;
+      return x.forwarder.upgrade(req, socket, head, x.ctx, { upstreamHeaders: ['authorization', value] });
+    }
+    const jarId = JarStore.idOf(active.session.id, x.route.id);
+    let jar = await this.#jars.get(jarId);
+    if (jar.signedInAt === undefined) {
+      const result = await this.#signIn(req, { ...x, forwarder: NO_FORWARDER }, auth, creds, jarId, undefined);
+      if (result !== 'signed-in') return refuseUpgrade(socket, result === 'rejected' ? '403 Forbidden' : '502 Bad Gateway');
+      jar = await this.#jars.get(jarId);
+    }
+    if (socket.destroyed) return;
+    const cookie = upstreamCookieHeader(req.headers.cookie, jar.cookies, req.url ?? '/', this.#now()) ?? '';
+    x.forwarder.upgrade(req, socket, head, x.ctx, { upstreamHeaders: ['cookie', cookie] });
   }
 
   async #forward(req: IncomingMessage, res: ServerResponse, x: SignInExchange): Promise<void> {
@@ -380,6 +429,19 @@ export class UpstreamSignIn {
     res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
+}
+
+/** A sign-in for an upgrade forwards nothing itself. */
+const NO_FORWARDER: HookedForwarder = {
+  forward() {
+    throw new Error('an upgrade is not forwarded as a request');
+  },
+};
+
+/** Ends an upgrade request with a bare status line (there is no page to show on a WebSocket). */
+function refuseUpgrade(socket: Duplex, status: string): void {
+  if (socket.destroyed) return;
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
 /** A decision made on the head or after the body: relay or intercept. */
