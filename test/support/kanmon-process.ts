@@ -5,13 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startKanmon, type KanmonApp } from '../../runtime/app.js';
 import type { KanmonConfigInput } from '../../runtime/config/schema.js';
+import { freePort } from './ports.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The same tsx `npx tsx` would run; started directly so the child's process group is ours to end. */
@@ -24,22 +24,8 @@ export function makeDataDir(label: string): string {
   return mkdtempSync(join(tmpdir(), `kanmon-e2e-${label}-`));
 }
 
-/**
- * A port free right now on 127.0.0.1. Chosen here rather than handing startKanmon a 0,
- * because the config schema at the time of writing refused port 0, and the child process
- * needs a number for KANMON_PORT anyway. Another process could take it before Kanmon binds,
- * which is rare enough on a test machine to accept.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A port free right now (picked here because a child process needs the number for KANMON_PORT). */
+export { freePort } from './ports.js';
 
 export interface TestKanmon {
   readonly app: KanmonApp;

@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { Agent, request } from 'undici';
 import { REPO_ROOT } from '../../support/kanmon-process.js';
+import { freePort } from '../../support/ports.js';
 
 export interface ClusterChild {
   readonly child: ChildProcess;
@@ -20,16 +20,7 @@ export interface ClusterChild {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../support/ports.js';
 
 /** Starts the node; resolves when `until` matches a line of its output (or rejects when it exits first). */
 export async function startClusterChild(dataDir: string, config: object, until: RegExp, opts: { port?: number } = {}): Promise<ClusterChild> {
