@@ -11,7 +11,7 @@ import { createServices, type Services } from '../../../runtime/services/index.j
 import { openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { openssl, run } from './support.js';
-import { runCli, type CliRun } from '../../support/cli.js';
+import { runCliInProcess, type CliRun } from '../../support/cli.js';
 
 let dir: string;
 let store: Store;
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 function kanmon(...argv: string[]): Promise<CliRun> {
-  return runCli(services, config, argv);
+  return runCliInProcess(services, config, argv);
 }
 
 function passwordOf(text: string): string {

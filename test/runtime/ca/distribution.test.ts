@@ -16,7 +16,7 @@ import { openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { ensureDevCertificates } from '../../../runtime/tls/dev-ca.js';
 import { mailHeader, mailText, SmtpReceiver } from '../notify/smtp-receiver.js';
-import { runCli, type CliRun } from '../../support/cli.js';
+import { runCliInProcess, type CliRun } from '../../support/cli.js';
 
 let dir: string;
 let store: Store;
@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 function kanmon(...argv: string[]): Promise<CliRun> {
-  return runCli(services, config, argv);
+  return runCliInProcess(services, config, argv);
 }
 
 describe('certificate distribution', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../../runtime/cli/args.js';
 import { KanmonHarness } from '../../support/kanmon-harness.js';
-import { runCli, type CliRun } from '../../support/cli.js';
+import { runCliInProcess, type CliRun } from '../../support/cli.js';
 
 let h: KanmonHarness;
 let dir: string;
@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 function kanmon(...argv: string[]): Promise<CliRun> {
-  return runCli(h.app.services, h.app.config, argv);
+  return runCliInProcess(h.app.services, h.app.config, argv);
 }
 
 describe('kanmon config', () => {
