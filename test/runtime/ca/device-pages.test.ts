@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allMessageKeys, messagesFor, translator, type Lang } from '../../../runtime/portal/i18n.js';
+import { messagesFor, translator } from '../../../runtime/portal/i18n.js';
 import {
   accountCertificatesSection,
   certificateIssuedPage,
@@ -10,15 +10,7 @@ import {
   revokeOwnCertificatePage,
 } from '../../../runtime/portal/pages/certificate.js';
 import type { ClientCertificate } from '../../../runtime/store/types.js';
-
-const OTHER: Record<Lang, Lang> = { ja: 'en', en: 'ja' };
-
-function foreignTexts(htmlText: string, lang: Lang): string[] {
-  const shown = htmlText.replace(/<[^>]+>/g, ' ').replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-  const mine = messagesFor(lang);
-  const other = messagesFor(OTHER[lang]);
-  return allMessageKeys().filter((k) => other[k] !== mine[k] && other[k].trim().length >= 4 && shown.includes(other[k]));
-}
+import { foreignTexts } from '../portal/foreign-texts.js';
 
 const hostile = '<script>alert(1)</script>"\'';
 const certificate: ClientCertificate = {

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { allMessageKeys, messagesFor, translator, type Lang } from '../../../runtime/portal/i18n.js';
+import { messagesFor, translator } from '../../../runtime/portal/i18n.js';
 import { certDownloadGonePage, certDownloadPage } from '../../../runtime/portal/pages/certificate.js';
 import { certificateRequiredPage } from '../../../runtime/portal/pages/messages.js';
 import type { CertificateReason } from '../../../runtime/policy/decide.js';
-
-const OTHER: Record<Lang, Lang> = { ja: 'en', en: 'ja' };
-
-/** Text of the other language's catalog that shows up on a page (the page is then not fully translated). */
-function foreignTexts(htmlText: string, lang: Lang): string[] {
-  const shown = htmlText.replace(/<[^>]+>/g, ' ').replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-  const mine = messagesFor(lang);
-  const other = messagesFor(OTHER[lang]);
-  return allMessageKeys().filter((k) => other[k] !== mine[k] && other[k].trim().length >= 4 && shown.includes(other[k]));
-}
+import { foreignTexts } from './foreign-texts.js';
 
 describe('certificate pages', () => {
   for (const lang of ['ja', 'en'] as const) {
