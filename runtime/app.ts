@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from './config/schema.js';
@@ -9,6 +9,7 @@ import { startDemoGroupware, type DemoGroupware } from './demo/index.js';
 import { Gateway, type GatewayRoute } from './gateway/gateway.js';
 import { nextRequestId } from './http/request-id.js';
 import { IdentityTokenCache } from './jwt/identity-token.js';
+import { freePort, runCleanups, waitDrainDelay } from './lifecycle.js';
 import { registerAdminConsole } from './admin/index.js';
 import { registerPortal } from './portal/portal.js';
 import { loadStaticFiles } from './portal/static-files.js';
@@ -464,12 +465,10 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         draining = true;
         stopSelfCheck();
         clearInterval(sessionGauge);
-        const graceMs = closeOpts.graceMs ?? 0;
-        const drainDelayMs = Math.min(closeOpts.drainDelayMs ?? 0, graceMs);
         // Readiness is false from here on; the listener still accepts until the load balancer has noticed.
-        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+        const graceLeftMs = await waitDrainDelay(closeOpts);
         // Past the grace period, whatever is still in flight is cut.
-        const force = setTimeout(() => server.closeAllConnections(), graceMs - drainDelayMs);
+        const force = setTimeout(() => server.closeAllConnections(), graceLeftMs);
         // Connections that finish their last request during the drain are closed as soon as
         // they turn idle, instead of lingering until the keep-alive timeout.
         const sweepIdle = setInterval(() => server.closeIdleConnections(), 100);
@@ -495,16 +494,6 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
   } catch (err) {
     await runCleanups(cleanups);
     throw err;
-  }
-}
-
-async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise<void> {
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch {
-      // Shutting down: keep closing the rest.
-    }
   }
 }
 
@@ -560,15 +549,4 @@ async function startRedirectListener(
       server.closeAllConnections();
     },
   };
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, host === '0.0.0.0' ? '127.0.0.1' : host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }

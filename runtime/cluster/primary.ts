@@ -2,11 +2,11 @@ import 'reflect-metadata';
 import cluster, { type Worker } from 'node:cluster';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
 import { LiveConfig, startConfigPolling } from '../config/live.js';
 import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
+import { freePort, runCleanups, waitDrainDelay } from '../lifecycle.js';
 import { createNotifier } from '../notify/create-notifier.js';
 import type { Notifier } from '../notify/notifier.js';
 import { wireAuditAlerts } from '../observability/audit-alerts.js';
@@ -346,11 +346,8 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
         if (closed) return;
         closed = true;
         stopping = true;
-        const graceMs = closeOpts.graceMs ?? 0;
-        const drainDelayMs = Math.min(closeOpts.drainDelayMs ?? 0, graceMs);
         // Readiness is false from here on; the workers still accept until the load balancer has noticed.
-        if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
-        await stopWorkers(graceMs - drainDelayMs);
+        await stopWorkers(await waitDrainDelay(closeOpts));
         await runCleanups(cleanups);
       },
     };
@@ -359,25 +356,4 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     await runCleanups(cleanups);
     throw err;
   }
-}
-
-async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch {
-      // Shutting down: keep closing the rest.
-    }
-  }
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, host === '0.0.0.0' ? '127.0.0.1' : host, () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }

@@ -1,0 +1,40 @@
+/**
+ * Start-up and shutdown steps the single process (app.ts) and the cluster's primary
+ * (cluster/primary.ts) share.
+ */
+import { createServer } from 'node:net';
+
+/** Runs the clean-ups registered during start-up, last first, each once; one that fails does not stop the rest. */
+export async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c();
+    } catch {
+      // Shutting down: keep closing the rest.
+    }
+  }
+}
+
+/** A port free right now on `host` (loopback for the wildcard address). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host === '0.0.0.0' ? '127.0.0.1' : host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The first part of a drain: with readiness already false, goes on accepting for the drain
+ * delay (part of the grace, never more), so the load balancer moves new connections away
+ * first. Resolves with the grace left for in-flight requests.
+ */
+export async function waitDrainDelay(opts: { graceMs?: number; drainDelayMs?: number }): Promise<number> {
+  const graceMs = opts.graceMs ?? 0;
+  const drainDelayMs = Math.min(opts.drainDelayMs ?? 0, graceMs);
+  if (drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+  return graceMs - drainDelayMs;
+}
