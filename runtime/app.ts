@@ -31,7 +31,9 @@ import { SECRETS_MANAGER_POLL_MS, SecretsManagerCertificate } from './tls/secret
 import { ConnectionCertificateGuard, clientAuthOptions, clientCertificatesWanted, type ClientAuthOptions } from './tls/client-auth.js';
 import { PeerCertificates } from './gateway/peer-certificate.js';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import { AdminMailNotifier } from './notify/admin-mail-notifier.js';
 import { createNotifier } from './notify/create-notifier.js';
+import type { Mailer } from './notify/mailer.js';
 import { CertificateExpiryWarnings } from './ca/expiry-warnings.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
@@ -120,7 +122,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(() => rawStore.close());
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
-    const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
+    // Administrator notifications also go by mail to notifications.adminRecipients (live) once the services' mailer exists.
+    let adminMailer: Mailer | undefined;
+    const notifier: Notifier = new AdminMailNotifier({ inner: opts.notifier ?? createNotifier(config.notifications, logger), mailer: () => adminMailer, recipients: () => (liveConfig?.config ?? fileConfig).notifications.adminRecipients, logger });
     // Every store call that fails for want of the store is counted, and an outage is notified once.
     const storeHealth = new StoreHealth({ probe: () => rawStore.ping(), metrics, notifier, logger });
     cleanups.push(storeHealth.start());
@@ -130,6 +134,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const fileConfig = config;
     let liveConfig: LiveConfig<RouteSet<GatewayRoute>> | undefined;
     const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
+    adminMailer = services.mailer;
     wireAuditAlerts(services.audit, metrics, notifier);
     // Client certificates about to lapse: hourly, one node at a time under a store lease.
     const certificateExpiryWarnings = new CertificateExpiryWarnings({

@@ -21,7 +21,7 @@ export const LIVE_SETTINGS = {
   loginProtection: ['maxFailuresPerUser', 'maxFailuresPerAddress', 'windowSeconds', 'lockoutSeconds', 'delayStepMs'],
   totp: ['toleranceSteps'],
   clientCertificates: ['lifetimeDays', 'keyType', 'maxActivePerUser', 'maxDownloadsPerIssuance', 'downloadLinkTtlSeconds', 'renewBeforeDays'],
-  notifications: ['certificateExpiryDays'],
+  notifications: ['certificateExpiryDays', 'adminRecipients'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type LiveSection = keyof typeof LIVE_SETTINGS;

@@ -112,6 +112,8 @@ export type NotificationsConfig = (
   readonly mail?: MailConfig;
   /** Days before a client certificate expires at which its administrators and user are warned, once each. @default [30, 7, 1] */
   readonly certificateExpiryDays: readonly number[];
+  /** Addresses that get every administrator notification by mail too, when `mail` is set (live setting). @default [] */
+  readonly adminRecipients: readonly string[];
 };
 
 /**
@@ -659,14 +661,15 @@ export function validateConfig(input: unknown): ValidationResult {
   let notifications: NotificationsConfig;
   const mail = readMail(n.mail, errors);
   const certificateExpiryDays = readExpiryDays(n, errors);
-  const notifyCommon = { ...(mail ? { mail } : {}), certificateExpiryDays };
+  const adminRecipients = readAdminRecipients(n.adminRecipients, errors);
+  const notifyCommon = { ...(mail ? { mail } : {}), certificateExpiryDays, adminRecipients };
   if (notifyKind === 'sns') {
-    rejectUnknown(n, ['kind', 'topicArn', 'region', 'mail', 'certificateExpiryDays'], 'notifications', errors);
+    rejectUnknown(n, ['kind', 'topicArn', 'region', 'mail', 'certificateExpiryDays', 'adminRecipients'], 'notifications', errors);
     const topicArn = str(n, 'topicArn', 'notifications', errors, undefined, { nonEmpty: true, required: true });
     const region = optStr(n, 'region', 'notifications', errors);
     notifications = { kind: 'sns', topicArn, ...(region ? { region } : {}), ...notifyCommon };
   } else {
-    rejectUnknown(n, ['kind', 'mail', 'certificateExpiryDays'], 'notifications', errors);
+    rejectUnknown(n, ['kind', 'mail', 'certificateExpiryDays', 'adminRecipients'], 'notifications', errors);
     notifications = { kind: 'log', ...notifyCommon };
   }
 
@@ -758,6 +761,20 @@ function readMail(raw: unknown, errors: string[]): MailConfig | undefined {
     ...(passwordEnv !== undefined ? { passwordEnv } : {}),
     ...(caFile !== undefined ? { caFile } : {}),
   };
+}
+
+/** At most this many administrator mail recipients. */
+export const MAX_ADMIN_RECIPIENTS = 50;
+
+function readAdminRecipients(raw: unknown, errors: string[]): string[] {
+  if (raw === undefined) return [];
+  const bad = Array.isArray(raw) ? raw.filter((a) => typeof a !== 'string' || /[\u0000-\u001f\u007f]/.test(a) || a.length > 254 || !MAIL_ADDRESS.test(a)) : [];
+  if (!Array.isArray(raw) || raw.length > MAX_ADMIN_RECIPIENTS || bad.length > 0) {
+    const what = !Array.isArray(raw) ? `got ${show(raw)}` : raw.length > MAX_ADMIN_RECIPIENTS ? `got ${raw.length}` : `got ${show(bad[0])}`;
+    errors.push(`notifications: option 'adminRecipients' must be a list of at most ${MAX_ADMIN_RECIPIENTS} plain e-mail addresses like "ops@example.com", ${what}`);
+    return [];
+  }
+  return [...new Set(raw as string[])];
 }
 
 function readExpiryDays(n: Record<string, unknown>, errors: string[]): number[] {

@@ -373,7 +373,7 @@ describe('runtime configuration contract', () => {
     });
     expect(c.webauthn.rpId).toBe('gate.example.com');
     expect(c.metrics).toEqual({ emf: true, namespace: 'Kanmon' });
-    expect(c.notifications).toEqual({ kind: 'sns', topicArn: `placeholder-${idOf('AWS::SNS::Topic')}`, region: 'ap-northeast-1', certificateExpiryDays: [30, 7, 1] });
+    expect(c.notifications).toEqual({ kind: 'sns', topicArn: `placeholder-${idOf('AWS::SNS::Topic')}`, region: 'ap-northeast-1', certificateExpiryDays: [30, 7, 1], adminRecipients: [] });
     expect(c.routes.map((r) => r.id)).toEqual(['groupware']);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Settings that may change while Kanmon runs: session timeouts, lockout thresholds, TOTP
- * tolerance, certificate expiry notices and certificate defaults. Each save is a config version
+ * tolerance, certificate expiry notices, administrators' mail recipients and certificate defaults. Each save is a config version
  * (the same history, diff and rollback as routes). Listener-level settings (ports, TLS source,
  * store, secrets, WebAuthn) stay in the config file and are shown here read-only.
  */
@@ -20,18 +20,26 @@ function fieldName(section: string, option: string): string {
   return `${section}.${option}`;
 }
 
-function valueText(value: unknown): string {
+function valueText(option: string, value: unknown): string {
+  if (option === 'adminRecipients') return Array.isArray(value) ? value.join('\n') : String(value ?? '');
   return Array.isArray(value) ? value.join(', ') : String(value ?? '');
 }
 
+/** Longest text accepted for the recipients field: 50 addresses of 254 characters, one a line. */
+const RECIPIENTS_FIELD_MAX = 50 * 256;
+
 /** Form text back to config values: numbers where they look like numbers, lists for certificateExpiryDays. */
-function stateFromForm(values: Values, current: ConfigState): ConfigState {
+function stateFromForm(values: Values, current: ConfigState, mailConfigured: boolean): ConfigState {
   const next: Record<string, unknown> = { ...current };
   for (const section of Object.keys(LIVE_SETTINGS) as LiveSection[]) {
     const out: Record<string, unknown> = { ...((current[section] as Record<string, unknown> | undefined) ?? {}) };
     for (const option of LIVE_SETTINGS[section]) {
       const text = (values[fieldName(section, option)] ?? '').trim();
-      if (option === 'certificateExpiryDays') out[option] = text.split(/[\s,]+/).filter(Boolean).map((d) => (/^\d+$/.test(d) ? Number(d) : d));
+      // Without notifications.mail the list is read-only here: what is stored stays.
+      if (option === 'adminRecipients' && !mailConfigured) continue;
+      // One address a line (commas also separate); each line is validated whole, so "a@b.c\r\nBcc: …" is refused, never sent.
+      if (option === 'adminRecipients') out[option] = text.split(/\r\n|[\r\n,]/).map((a) => a.trim()).filter(Boolean);
+      else if (option === 'certificateExpiryDays') out[option] = text.split(/[\s,]+/).filter(Boolean).map((d) => (/^\d+$/.test(d) ? Number(d) : d));
       else if (option === 'keyType') out[option] = text;
       else out[option] = /^-?\d+$/.test(text) ? Number(text) : text;
     }
@@ -49,7 +57,7 @@ export function registerSettings(c: AdminConsole): void {
     const values: Values = o.values ?? {};
     if (!o.values) {
       for (const section of Object.keys(LIVE_SETTINGS) as LiveSection[]) {
-        for (const option of LIVE_SETTINGS[section]) values[fieldName(section, option)] = valueText((config[section] as unknown as Record<string, unknown>)[option]);
+        for (const option of LIVE_SETTINGS[section]) values[fieldName(section, option)] = valueText(option, (config[section] as unknown as Record<string, unknown>)[option]);
       }
     }
     return { version: o.baseVersion ?? version, config, values, errors: o.errors ?? new Map<string, string[]>(), general: o.general ?? [] };
@@ -61,8 +69,11 @@ export function registerSettings(c: AdminConsole): void {
       const errs = r.errors.get(name) ?? [];
       const id = name.replace('.', '-');
       const label = t(`admin.settings.${name}` as MessageKey);
+      const mailOff = option === 'adminRecipients' && !r.config.notifications.mail;
       const control =
-        option === 'keyType'
+        option === 'adminRecipients'
+          ? html`<textarea id="${id}" name="${name}" rows="4" cols="40" maxlength="${String(RECIPIENTS_FIELD_MAX)}" aria-describedby="${id}-hint${errs.length ? html` ${id}-error` : ''}"${mailOff ? html` readonly` : ''}${errs.length ? html` aria-invalid="true"` : ''}>${r.values[name] ?? ''}</textarea><p class="hint" id="${id}-hint">${mailOff ? t('admin.settings.mailNotConfigured') : t('admin.settings.adminRecipientsHint')}</p>`
+          : option === 'keyType'
           ? html`<select id="${id}" name="${name}">${['ec-p256', 'rsa-2048'].map((k) => html`<option value="${k}"${r.values[name] === k ? html` selected` : ''}>${k}</option>`)}</select>`
           : html`<input id="${id}" name="${name}" type="text" maxlength="64" value="${r.values[name] ?? ''}"${errs.length ? html` aria-invalid="true" aria-describedby="${id}-error"` : ''}>`;
       return html`<div class="field" data-field="${name}"><label for="${id}">${label}</label>${control}${errs.length ? html`<p class="field-error" id="${id}-error" role="alert">${errs.join(' · ')}</p>` : ''}</div>`;
@@ -108,11 +119,12 @@ ${(Object.keys(LIVE_SETTINGS) as LiveSection[]).map((section) => html`<fieldset>
       if (!Number.isInteger(baseVersion) || baseVersion < 0) throw new ServiceError('invalid-input', 'baseVersion must be a version number');
       const values: Values = {};
       for (const section of Object.keys(LIVE_SETTINGS) as LiveSection[]) {
-        for (const option of LIVE_SETTINGS[section]) values[fieldName(section, option)] = optionalField(b, fieldName(section, option), 256) ?? '';
+        for (const option of LIVE_SETTINGS[section]) values[fieldName(section, option)] = optionalField(b, fieldName(section, option), option === 'adminRecipients' ? RECIPIENTS_FIELD_MAX : 256) ?? '';
       }
       const current = await s.configVersions.current();
       if (!current) throw new ServiceError('unavailable', 'no configuration is stored yet');
-      const next = stateFromForm(values, current.state);
+      const { config: effective } = await s.configVersions.effective();
+      const next = stateFromForm(values, current.state, effective.notifications.mail !== undefined);
       const result = await s.configVersions.save(next, { author: a.user.username, baseVersion, context: c.kit.ctxOf(req), note: 'settings' });
       if (!result.ok) {
         const errors = new Map<string, string[]>();
