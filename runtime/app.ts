@@ -9,7 +9,7 @@ import { startDemoGroupware, type DemoGroupware } from './demo/index.js';
 import { Gateway, type GatewayRoute } from './gateway/gateway.js';
 import { nextRequestId } from './http/request-id.js';
 import { IdentityTokenCache } from './jwt/identity-token.js';
-import { freePort, runCleanups, waitDrainDelay } from './lifecycle.js';
+import { freePort, runCleanups, startNodeJobs, waitDrainDelay } from './lifecycle.js';
 import { registerAdminConsole } from './admin/index.js';
 import { registerPortal } from './portal/portal.js';
 import { loadStaticFiles } from './portal/static-files.js';
@@ -45,11 +45,9 @@ import { StoreHealth, observeStore } from './observability/store-health.js';
 import { KANMON_VERSION } from './version.js';
 import { UpstreamSignIn } from './upstream-auth/index.js';
 import { upstreamTlsOptions } from './proxy/route-forwarder.js';
-import { liveNodes, startNodeHeartbeat } from './observability/node-heartbeat.js';
+import { liveNodes } from './observability/node-heartbeat.js';
 import { documentsOf } from './services/admin-documents.js';
-import { randomId } from './store/ids.js';
 import type { CheckResult } from './observability/self-check.js';
-import type { DocumentStore } from './store/types.js';
 
 export interface KanmonApp {
   readonly config: KanmonConfig;
@@ -153,36 +151,13 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       logger,
     });
     cleanups.push(certificateExpiryWarnings.start());
-    // Every node says it is alive, with its version, for the console's dashboard.
-    const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
-    // In a cluster the primary beats once for the node (runtime/cluster/primary.ts).
-    if (heartbeatDocuments && !opts.clusterWorker) {
-      cleanups.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
-    }
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
 
-    if (!opts.clusterWorker) {
-      const sweep = setInterval(() => {
-        store.sweepExpired(Date.now()).catch((err) => logger.warn({ err }, 'expired items could not be swept'));
-      }, 60_000);
-      sweep.unref();
-      cleanups.push(() => clearInterval(sweep));
-    }
-    const directory = services.directorySync;
-    if (directory) {
-      if (config.directory.ldap!.allowPlaintext && config.directory.ldap!.url.startsWith('ldap:') && !config.directory.ldap!.startTls) {
-        logger.warn({ url: config.directory.ldap!.url }, 'directory.ldap.allowPlaintext: the directory bind password is sent unencrypted');
-      }
-      if (!opts.clusterWorker) {
-        cleanups.push(
-          directory.startSchedule(
-            randomId(12),
-            (plan) => logger.info({ directory: directory.source, ...plan.summary }, 'directory sync applied'),
-            (err) => logger.warn({ err, directory: directory.source }, 'directory sync failed; it is retried at the next period'),
-          ),
-        );
-      }
+    // Sweep, heartbeat (the console's dashboard lists nodes) and directory sync: in a cluster the primary runs them once for the node (runtime/cluster/primary.ts).
+    if (!opts.clusterWorker) cleanups.push(...startNodeJobs({ store, services, logger }));
+    if (services.directorySync && config.directory.ldap!.allowPlaintext && config.directory.ldap!.url.startsWith('ldap:') && !config.directory.ldap!.startTls) {
+      logger.warn({ url: config.directory.ldap!.url }, 'directory.ldap.allowPlaintext: the directory bind password is sent unencrypted');
     }
 
     // The store's routes and live settings win once seeded; the file seeds them at first start only (README: Config model).

@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
 import { LiveConfig, startConfigPolling } from '../config/live.js';
 import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
-import { freePort, runCleanups, waitDrainDelay } from '../lifecycle.js';
+import { freePort, runCleanups, startNodeJobs, waitDrainDelay } from '../lifecycle.js';
 import { createNotifier } from '../notify/create-notifier.js';
 import type { Notifier } from '../notify/notifier.js';
 import { wireAuditAlerts } from '../observability/audit-alerts.js';
@@ -21,9 +21,6 @@ import { ensureDevCertificates } from '../tls/index.js';
 import { watchStoredCertificate } from '../tls/certificate-watch.js';
 import { clientCertificatesWanted } from '../tls/client-auth.js';
 import { KANMON_VERSION } from '../version.js';
-import { startNodeHeartbeat } from '../observability/node-heartbeat.js';
-import type { DocumentStore } from '../store/types.js';
-import { randomId } from '../store/ids.js';
 import { isWorkerMessage, type PrimaryMessage } from './messages.js';
 
 export interface ClusterOptions {
@@ -136,26 +133,8 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     }
     const upstreamOf = (upstream: string) => (upstream === 'demo' ? demo!.url : upstream);
 
-    const sweep = setInterval(() => {
-      store.sweepExpired(Date.now()).catch((err) => logger.warn({ err }, 'expired items could not be swept'));
-    }, 60_000);
-    sweep.unref();
-    cleanups.push(() => clearInterval(sweep));
-    // One heartbeat for the node (the console lists nodes, not workers).
-    const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
-    if (heartbeatDocuments) {
-      cleanups.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
-    }
-    const directory = services.directorySync;
-    if (directory) {
-      cleanups.push(
-        directory.startSchedule(
-          randomId(12),
-          (plan) => logger.info({ directory: directory.source, ...plan.summary }, 'directory sync applied'),
-          (err) => logger.warn({ err, directory: directory.source }, 'directory sync failed; it is retried at the next period'),
-        ),
-      );
-    }
+    // Sweep, heartbeat and directory sync once for the node (the console lists nodes, not workers).
+    cleanups.push(...startNodeJobs({ store, services, logger }));
 
     const certNotAfter = certPem ? new Date(new X509Certificate(certPem).validTo) : undefined;
     const fixedChecks = [storeCheck(store), ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : [])];
