@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
 import { LiveConfig, startConfigPolling } from '../config/live.js';
+import { AdminMailNotifier } from '../notify/admin-mail-notifier.js';
 import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
 import { freePort, runCleanups, startNodeJobs, waitDrainDelay } from '../lifecycle.js';
 import { createNotifier } from '../notify/create-notifier.js';
@@ -105,7 +106,8 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? config; } } });
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
-    const notifier: Notifier = opts.notifier ?? createNotifier(config.notifications, logger);
+    // Administrators' notices also go by mail to the live recipient list, as on a single-process node.
+    const notifier: Notifier = new AdminMailNotifier({ inner: opts.notifier ?? createNotifier(config.notifications, logger), mailer: () => services.mailer, recipients: () => (liveConfig?.config ?? config).notifications.adminRecipients, logger });
     wireAuditAlerts(services.audit, metrics, notifier);
     // Created here once, so workers starting together only ever read it.
     await services.signingKeys.ensureActiveKey();
