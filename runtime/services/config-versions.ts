@@ -126,9 +126,18 @@ export class ConfigVersionService implements LiveConfigSource {
       return version;
     } catch (err) {
       if (!(err instanceof ConcurrentUpdateError)) throw err;
-      const seeded = await this.current();
-      if (!seeded) throw err;
-      return seeded;
+      // Another node claimed version 1 first. It may not have moved "current" yet (or died
+      // between its two writes): point "current" at version 1 unless someone already did.
+      const first = await this.get(1);
+      if (!first) throw err;
+      if ((await this.currentVersion()) === undefined) {
+        try {
+          await this.deps.documents.put({ kind: CONFIG_CURRENT_KIND, id: CURRENT_ID, body: JSON.stringify({ version: 1 }) }, { now: this.now(), expectedVersion: 0 });
+        } catch (raced) {
+          if (!(raced instanceof ConcurrentUpdateError)) throw raced;
+        }
+      }
+      return (await this.current()) ?? first;
     }
   }
 

@@ -17,7 +17,10 @@ const status = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=js
 if (existsSync(report)) {
   const r = JSON.parse(readFileSync(report, 'utf8'));
   const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  // A file that fails outside any test (its set-up threw) has no failed test of its own: count it, so the line never says "0 failed" for a red run.
+  const brokenFiles = (r.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
+  const failed = r.numFailedTests + brokenFiles;
+  console.log(`tests: ${r.numPassedTests} passed, ${failed} failed${brokenFiles ? ` (${brokenFiles} test file(s) failed to run)` : ''}, ${skipped} skipped`);
 } else {
   console.log('tests: 0 passed, 1 failed (no report)');
 }

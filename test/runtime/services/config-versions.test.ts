@@ -72,6 +72,15 @@ describe('config versions', () => {
     expect(await versions.currentVersion()).toBe(1);
   });
 
+  it('finishes a seed that another node left half done (version 1 claimed, "current" never moved)', async () => {
+    const claimed = { version: 1, state: { routes: [] }, author: 'config file', at: 1, note: 'seeded by a node that then died' };
+    await store.documents.put({ kind: 'config-version', id: '0000000001', body: JSON.stringify(claimed) }, { now: Date.now(), expectedVersion: 0 });
+    expect(await versions.currentVersion()).toBeUndefined();
+    const seeded = await versions.seed();
+    expect(seeded.note).toBe('seeded by a node that then died');
+    expect(await versions.currentVersion()).toBe(1);
+  });
+
   it('saves a change as a new version with author, note and a readable diff, audited', async () => {
     const v1 = await versions.seed();
     const next = withRoute(v1.state, 'finance', (r) => {
