@@ -37,7 +37,7 @@ import type { Mailer } from './notify/mailer.js';
 import { CertificateExpiryWarnings } from './ca/expiry-warnings.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
-import { Metrics, statusClass } from './observability/metrics.js';
+import { Metrics, requestCounter, statusClass } from './observability/metrics.js';
 import { wireAuditAlerts } from './observability/audit-alerts.js';
 import { SelfCheck, certificateCheck, upstreamCheck } from './observability/self-check.js';
 import { startHealthServer } from './observability/health-server.js';
@@ -245,7 +245,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       identityToken: (cacheKey, routeId, identity) => tokens.get(cacheKey, routeId, identity),
       clientIp,
       logger,
-      onResponse: (routeId, status) => metrics.count('requests', { Route: routeId, StatusClass: statusClass(status) }),
+      onResponse: requestCounter(metrics),
       groupPolicies: config.groups,
       upstreamSignIn,
       ...(peerCertificates ? { peerCertificates, mtlsRequiredFor: config.mtls.requiredFor, audit: auditInBackground } : {}),

@@ -44,14 +44,24 @@ export class Metrics {
   }
 
   timing<K extends MetricKey>(key: K, dims: Dims<K>, ms: number): void {
+    sample(this.entry(key, dims), ms);
+  }
+
+  /**
+   * A counter bound to one series, for the request path: the series key is built once here,
+   * not per request. Flushing resets the series but keeps it, so a handle stays valid.
+   */
+  counter<K extends MetricKey>(key: K, dims: Dims<K>): (n?: number) => void {
     const s = this.entry(key, dims);
-    s.seen++;
-    // Reservoir sampling keeps the sample representative without growing past EMF's limit.
-    if (s.samples.length < MAX_SAMPLES) s.samples.push(ms);
-    else {
-      const j = Math.floor(Math.random() * s.seen);
-      if (j < MAX_SAMPLES) s.samples[j] = ms;
-    }
+    return (n = 1) => {
+      s.value += n;
+    };
+  }
+
+  /** A timing series bound once, for the request path (see counter). */
+  sampler<K extends MetricKey>(key: K, dims: Dims<K>): (ms: number) => void {
+    const s = this.entry(key, dims);
+    return (ms) => sample(s, ms);
   }
 
   /** The current value of a counter or gauge (tests and the admin dashboard). */
@@ -115,6 +125,16 @@ export class Metrics {
   }
 }
 
+/** Reservoir sampling keeps the sample representative without growing past EMF's limit. */
+function sample(s: Series, ms: number): void {
+  s.seen++;
+  if (s.samples.length < MAX_SAMPLES) s.samples.push(ms);
+  else {
+    const j = Math.floor(Math.random() * s.seen);
+    if (j < MAX_SAMPLES) s.samples[j] = ms;
+  }
+}
+
 function seriesId(key: string, dims: Readonly<Record<string, string>>): string {
   let id = key;
   for (const k in dims) id += `|${dims[k]}`;
@@ -127,4 +147,21 @@ export function statusClass(status: number): '1xx' | '2xx' | '3xx' | '4xx' | '5x
   if (status < 400) return '3xx';
   if (status < 500) return '4xx';
   return '5xx';
+}
+
+/**
+ * The gateway's per-response count of Requests by route and status class, with one bound
+ * counter per route and class made on first use, so a response costs an array index, not a key.
+ */
+export function requestCounter(metrics: Metrics): (routeId: string, status: number) => void {
+  const byRoute = new Map<string, ((n?: number) => void)[]>();
+  return (routeId, status) => {
+    let counters = byRoute.get(routeId);
+    if (!counters) {
+      counters = [];
+      byRoute.set(routeId, counters);
+    }
+    const index = Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1;
+    (counters[index] ??= metrics.counter('requests', { Route: routeId, StatusClass: statusClass(status) }))();
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Metrics, statusClass } from '../../../runtime/observability/metrics.js';
+import { Metrics, requestCounter, statusClass } from '../../../runtime/observability/metrics.js';
 import { METRICS } from '../../../runtime/observability/metric-names.js';
 import { KANMON_METRICS } from '../../../lib/metrics.js';
 
@@ -91,5 +91,35 @@ describe('metrics from a running node', () => {
       await h.close();
       await new Promise((r) => up.close(r));
     }
+  });
+});
+
+describe('bound counters for the request path', () => {
+  it('count into the same series as count(), across flushes', () => {
+    const lines: string[] = [];
+    const m = new Metrics({ namespace: 'Kanmon', emit: true, write: (l) => lines.push(l) });
+    const add = m.counter('upstream5xx', { Route: 'wiki' });
+    add();
+    m.count('upstream5xx', { Route: 'wiki' });
+    expect(m.read('upstream5xx', { Route: 'wiki' })).toBe(2);
+    m.flush();
+    add(3);
+    expect(m.read('upstream5xx', { Route: 'wiki' })).toBe(3);
+    const record = m.sampler('upstreamLatency', { Route: 'wiki' });
+    record(12.5);
+    expect(m.samples('upstreamLatency', { Route: 'wiki' })).toEqual([12.5]);
+  });
+
+  it('requestCounter counts responses by route and status class, like statusClass', () => {
+    const m = new Metrics({ namespace: 'Kanmon', emit: false });
+    const onResponse = requestCounter(m);
+    for (const status of [200, 204, 302, 404, 503, 101, 99, 700]) onResponse('wiki', status);
+    onResponse('mail', 200);
+    expect(m.read('requests', { Route: 'wiki', StatusClass: '2xx' })).toBe(2);
+    expect(m.read('requests', { Route: 'wiki', StatusClass: '3xx' })).toBe(1);
+    expect(m.read('requests', { Route: 'wiki', StatusClass: '4xx' })).toBe(1);
+    expect(m.read('requests', { Route: 'wiki', StatusClass: '5xx' })).toBe(2);
+    expect(m.read('requests', { Route: 'wiki', StatusClass: '1xx' })).toBe(2);
+    expect(m.read('requests', { Route: 'mail', StatusClass: '2xx' })).toBe(1);
   });
 });
