@@ -120,6 +120,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     cleanups.push(() => rawStore.close());
     const metrics = new Metrics({ namespace: config.metrics.namespace, emit: config.metrics.emf });
     cleanups.push(metrics.start());
+    if (config.notifications.adminRecipients.length > 0 && !config.notifications.mail) {
+      logger.warn({ recipients: config.notifications.adminRecipients.length }, 'notifications.adminRecipients is set but notifications.mail is not: nothing is mailed to administrators');
+    }
     // Administrator notifications also go by mail to notifications.adminRecipients (live) once the services' mailer exists.
     let adminMailer: Mailer | undefined;
     const notifier: Notifier = new AdminMailNotifier({ inner: opts.notifier ?? createNotifier(config.notifications, logger), mailer: () => adminMailer, recipients: () => (liveConfig?.config ?? fileConfig).notifications.adminRecipients, logger });
