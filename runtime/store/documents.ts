@@ -9,9 +9,6 @@ const KIND = /^[a-z0-9][a-z0-9-]{0,63}$/;
 // Control characters would make ids ambiguous in logs and keys.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-export const DOCUMENT_PAGE_DEFAULT = 100;
-export const DOCUMENT_PAGE_MAX = 1000;
-
 export function checkDocumentKey(kind: string, id: string): void {
   if (typeof kind !== 'string' || !KIND.test(kind)) {
     throw new StoreError(`document kind must be 1-64 of a-z, 0-9 and '-', got ${JSON.stringify(kind)}`);
@@ -32,11 +29,6 @@ export function checkDocumentWrite(doc: DocumentWrite, expectedVersion: number |
   if (expectedVersion !== undefined && (!Number.isInteger(expectedVersion) || expectedVersion < 0)) {
     throw new StoreError(`document expectedVersion must be a non-negative integer, got ${String(expectedVersion)}`);
   }
-}
-
-export function documentPageSize(limit: number | undefined): number {
-  if (limit === undefined || !Number.isFinite(limit)) return DOCUMENT_PAGE_DEFAULT;
-  return Math.min(DOCUMENT_PAGE_MAX, Math.max(1, Math.trunc(limit)));
 }
 
 /** Cursors are the last id of a page, opaque to callers. */

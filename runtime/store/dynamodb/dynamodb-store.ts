@@ -63,7 +63,7 @@ import type {
   DocumentWrite,
   StoredDocument,
 } from '../types.js';
-import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, documentPageSize, encodeDocumentCursor } from '../documents.js';
+import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, encodeDocumentCursor } from '../documents.js';
 import { ITEM_KEYS as K, TABLE_SCHEMA } from './schema.js';
 
 export interface DynamoStoreOptions {
@@ -2008,7 +2008,7 @@ class DynamoDocumentStore implements DocumentStore {
     opts: { readonly now: number; readonly prefix?: string; readonly limit?: number; readonly cursor?: string },
   ): Promise<{ documents: StoredDocument[]; cursor?: string }> {
     checkDocumentKey(kind, 'x');
-    const limit = documentPageSize(opts.limit);
+    const limit = pageSize(opts.limit);
     const after = decodeDocumentCursor(opts.cursor);
     const prefix = opts.prefix ?? '';
     const names: Record<string, string> = { '#pk': PK };

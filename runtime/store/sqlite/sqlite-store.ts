@@ -55,7 +55,7 @@ import type {
   DocumentWrite,
   StoredDocument,
 } from '../types.js';
-import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, documentPageSize, encodeDocumentCursor } from '../documents.js';
+import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, encodeDocumentCursor } from '../documents.js';
 import { migrate } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -1584,7 +1584,7 @@ class SqliteDocumentStore implements DocumentStore {
   ): Promise<{ documents: StoredDocument[]; cursor?: string }> {
     return run(() => {
       checkDocumentKey(kind, 'x');
-      const limit = documentPageSize(opts.limit);
+      const limit = pageSize(opts.limit);
       const after = decodeDocumentCursor(opts.cursor) ?? '';
       const rows = this.page.all({ kind, after, prefix: opts.prefix ?? '', now: opts.now, limit: limit + 1 }) as DocumentRow[];
       const more = rows.length > limit;
