@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { startNodeHeartbeat } from './observability/node-heartbeat.js';
 import type { Services } from './services/index.js';
 import { randomId } from './store/ids.js';
-import type { DocumentStore, Store } from './store/types.js';
+import type { Store } from './store/types.js';
 import { KANMON_VERSION } from './version.js';
 
 /** Runs the clean-ups registered during start-up, last first, each once; one that fails does not stop the rest. */
@@ -58,10 +58,7 @@ export function startNodeJobs(deps: { readonly store: Store; readonly services: 
   }, 60_000);
   sweep.unref();
   stops.push(() => clearInterval(sweep));
-  const heartbeatDocuments = (store as Store & { readonly documents?: DocumentStore }).documents;
-  if (heartbeatDocuments) {
-    stops.push(startNodeHeartbeat({ documents: heartbeatDocuments, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
-  }
+  stops.push(startNodeHeartbeat({ documents: store.documents, nodeId: randomId(12), version: KANMON_VERSION, onError: (err) => logger.warn({ err }, 'node heartbeat could not be written') }));
   const directory = services.directorySync;
   if (directory) {
     stops.push(
