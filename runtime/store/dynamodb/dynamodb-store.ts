@@ -63,6 +63,7 @@ import type {
   DocumentWrite,
   StoredDocument,
 } from '../types.js';
+import { certificateOwnerKey, purposeOf, requireStep, requireWindow, revocationReasonOf } from '../records.js';
 import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, encodeDocumentCursor } from '../documents.js';
 import { ITEM_KEYS as K, TABLE_SCHEMA } from './schema.js';
 
@@ -848,11 +849,6 @@ class DynamoSessionStore implements SessionStore {
 // ---------------------------------------------------------------------------------------------
 // Enrollment tokens
 
-/** Unknown purposes read as 'enroll', the least privileged one: never as bootstrap-admin or recovery. */
-function purposeOf(value: string): EnrollmentPurpose {
-  return value === 'bootstrap-admin' || value === 'recovery' ? value : 'enroll';
-}
-
 function tokenFromItem(item: Item): EnrollmentToken {
   const usedAt = readOptN(item, 'usedAt');
   const codeHash = readOptS(item, 'codeHash');
@@ -1208,11 +1204,6 @@ class DynamoTotpStore implements TotpStore {
   }
 }
 
-/** Time steps are non-negative integers (RFC 6238 §4.2: T = floor((now - T0) / X)). */
-function requireStep(step: number): void {
-  if (!Number.isSafeInteger(step) || step < 0) throw new StoreError(`TOTP time step must be a non-negative integer, got ${step}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Recovery codes: the whole set is one item (ten short hashes fit easily), so replacing it is a
 // single PutItem and a reader never sees two sets mixed. Marking a code used is an UpdateItem on
@@ -1457,11 +1448,6 @@ class DynamoLoginThrottleStore implements LoginThrottleStore {
   }
 }
 
-function requireWindow(windowMs: number): number {
-  if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
-  return windowMs;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client certificates. The certificate item is keyed by serial (the condition on create makes
 // serials unique). Revocations are also written as items of one CERTREVOKED partition, read whole
@@ -1498,24 +1484,6 @@ class DynamoCertificateAuthorityStore implements CertificateAuthorityStore {
       }
     );
   }
-}
-
-const CERT_REVOCATION_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-];
-
-/** Unknown reasons read as 'unspecified' (RFC 5280 §5.3.1: the reason code that says nothing more). */
-function certRevocationReasonOf(value: string): RevocationReason {
-  return (CERT_REVOCATION_REASONS as readonly string[]).includes(value) ? (value as RevocationReason) : 'unspecified';
-}
-
-function certOwnerKey(owner: CertificateOwner): string {
-  return owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}`;
 }
 
 function clientCertificateItem(certificate: ClientCertificate): Item {
@@ -1568,7 +1536,7 @@ function clientCertificateFromItem(item: Item): ClientCertificate {
     // Unknown states read as 'revoked', never as 'active': a damaged item must not admit anyone.
     status: rawStatus === 'active' || rawStatus === 'deleted' ? rawStatus : 'revoked',
     ...(revokedAt === undefined ? {} : { revokedAt }),
-    ...(reason === undefined ? {} : { revocationReason: certRevocationReasonOf(reason) }),
+    ...(reason === undefined ? {} : { revocationReason: revocationReasonOf(reason) }),
     ...(deletedAt === undefined ? {} : { deletedAt }),
     ...(renewalOf === undefined ? {} : { renewalOf }),
   };
@@ -1631,7 +1599,7 @@ class DynamoClientCertificateStore implements ClientCertificateStore {
       if (reasons) throw new CertificateExistsError(certificate.serial);
       return;
     }
-    const ownerKey = certOwnerKey(certificate.owner);
+    const ownerKey = certificateOwnerKey(certificate.owner);
     for (let attempt = 1; ; attempt++) {
       const ownerItem = await this.table.get(K.certOwnerPrefix + ownerKey, K.certOwnerSort);
       const version = ownerItem === undefined ? undefined : readN(ownerItem, 'version');
@@ -1791,7 +1759,7 @@ class DynamoClientCertificateStore implements ClientCertificateStore {
     return items.map((item) => ({
       serial: readS(item, 'serial'),
       revokedAt: readN(item, 'revokedAt'),
-      reason: certRevocationReasonOf(readS(item, 'reason')),
+      reason: revocationReasonOf(readS(item, 'reason')),
       expiresAt: readN(item, 'expiresAt'),
     }));
   }

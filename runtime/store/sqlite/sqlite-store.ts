@@ -56,6 +56,7 @@ import type {
   StoredDocument,
 } from '../types.js';
 import { checkDocumentKey, checkDocumentWrite, decodeDocumentCursor, encodeDocumentCursor } from '../documents.js';
+import { certificateOwnerKey, purposeOf, requireStep, requireWindow, revocationReasonOf } from '../records.js';
 import { migrate } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -614,11 +615,6 @@ function tokenFromRow(row: TokenRow): EnrollmentToken {
   };
 }
 
-/** Unknown purposes read as 'enroll', the least privileged one: never as bootstrap-admin or recovery. */
-function purposeOf(value: string): EnrollmentPurpose {
-  return value === 'bootstrap-admin' || value === 'recovery' ? value : 'enroll';
-}
-
 class SqliteEnrollmentTokenStore implements EnrollmentTokenStore {
   private readonly insert: Database.Statement;
   private readonly byId: Database.Statement;
@@ -920,11 +916,6 @@ class SqliteTotpStore implements TotpStore {
   }
 }
 
-/** Time steps are non-negative integers (RFC 6238 §4.2: T = floor((now - T0) / X)). */
-function requireStep(step: number): void {
-  if (!Number.isSafeInteger(step) || step < 0) throw new StoreError(`TOTP time step must be a non-negative integer, got ${step}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Recovery codes
 
@@ -1097,11 +1088,6 @@ class SqliteLoginThrottleStore implements LoginThrottleStore {
   }
 }
 
-function requireWindow(windowMs: number): number {
-  if (!Number.isFinite(windowMs) || windowMs < 0) throw new StoreError(`throttle window must be a non-negative number of ms, got ${windowMs}`);
-  return windowMs;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client certificates: the CA, issued certificates, pending PKCS#12 deliveries, download links
 
@@ -1164,29 +1150,10 @@ interface ClientCertificateRow {
   renewal_of: string | null;
 }
 
-/** 'user:<userId>' or 'shared:<label>': one column that both orders and selects by owner. */
-function certificateOwnerKey(owner: CertificateOwner): string {
-  return owner.kind === 'user' ? `user:${owner.userId}` : `shared:${owner.label}`;
-}
-
 function certificateOwnerOf(key: string): CertificateOwner {
   if (key.startsWith('user:')) return { kind: 'user', userId: key.slice(5) };
   if (key.startsWith('shared:')) return { kind: 'shared', label: key.slice(7) };
   throw new StoreError(`client certificate row has a malformed owner ${JSON.stringify(key)}`);
-}
-
-const REVOCATION_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-];
-
-/** Unknown reasons read as 'unspecified' (RFC 5280 §5.3.1: the reason code that says nothing more). */
-function revocationReasonOf(value: string): RevocationReason {
-  return (REVOCATION_REASONS as readonly string[]).includes(value) ? (value as RevocationReason) : 'unspecified';
 }
 
 function clientCertificateFromRow(row: ClientCertificateRow): ClientCertificate {
