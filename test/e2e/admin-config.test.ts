@@ -6,26 +6,16 @@
  * sync runs against slapd; a non-administrator gets 403 on every URL of these pages; hostile
  * names stay text; and each page renders in both languages without console errors.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKanmon, type KanmonApp } from '../../runtime/app.js';
 import { SESSION_COOKIE } from '../../runtime/services/sessions.js';
-import { launchBrowser, newContext, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
-import { DEMO_ROUTE, REPO_ROOT, freePort, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { launchBrowser, newContext, VirtualAuthenticator } from '../support/browser.js';
+import { DEMO_ROUTE, freePort, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
 import { LDAP_ADMIN, LDAP_BASE, LDAP_PASSWORD, startSlapd, type Slapd } from '../support/slapd.js';
+import { tourConsolePages } from './journeys.js';
 
 const A = '/.kanmon/admin';
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return errors;
-}
 
 function thousandRows(suffix = ''): string {
   const lines = ['username,displayName,groups'];
@@ -256,25 +246,6 @@ describe('console: routes, settings and import', () => {
       ['settings', `${A}/settings`],
       ['import', `${A}/import`],
     ];
-    // KANMON_CONSOLE_TOUR=1 refreshes the README's tour images.
-    const tour = process.env.KANMON_CONSOLE_TOUR === '1' ? join(REPO_ROOT, 'docs', 'console') : undefined;
-    if (tour) mkdirSync(tour, { recursive: true });
-    for (const lang of ['en', 'ja'] as const) {
-      const page = await context.newPage();
-      const errors = watchErrors(page);
-      for (const [name, path] of pages) {
-        const res = await page.goto(`${kanmon.url}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`);
-        expect(res?.status(), path).toBe(200);
-        expect(await page.getAttribute('html', 'lang')).toBe(lang);
-        const unlabelled = await page.$$eval('main input:not([type=hidden]), main select, main textarea', (els) =>
-          els.filter((el) => !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.getAttribute('aria-label')).map((el) => el.outerHTML),
-        );
-        expect(unlabelled, `${name} ${lang}`).toEqual([]);
-        await saveScreenshot(page, `console-${name}-${lang}`);
-        if (tour) await page.screenshot({ path: join(tour, `${name}-${lang}.jpg`), type: 'jpeg', quality: 60 });
-      }
-      expect(errors, lang).toEqual([]);
-      await page.close();
-    }
+    await tourConsolePages(context, kanmon, pages);
   });
 });

@@ -8,25 +8,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, newContext, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
-import { REPO_ROOT, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
-import { pathOf } from './journeys.js';
+import { launchBrowser, newContext, VirtualAuthenticator } from '../support/browser.js';
+import { startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { pathOf, tourConsolePages } from './journeys.js';
 
 const A = '/.kanmon/admin';
-
-/** Collects console errors and uncaught exceptions of a page. */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  return errors;
-}
 
 describe('administrator console in the browser', () => {
   let kanmon: TestKanmon;
@@ -225,8 +214,6 @@ describe('administrator console in the browser', () => {
   });
 
   it('renders every page in both languages without console errors (screenshots saved)', async () => {
-    const tour = process.env.KANMON_CONSOLE_TOUR === '1' ? join(REPO_ROOT, 'docs', 'console') : undefined;
-    if (tour) mkdirSync(tour, { recursive: true });
     const pages: Array<[string, string]> = [
       ['dashboard', A],
       ['users', `${A}/users`],
@@ -238,24 +225,6 @@ describe('administrator console in the browser', () => {
       ['sessions', `${A}/sessions`],
       ['reauth', `${A}/reauth?return=${encodeURIComponent(`${A}/certificates`)}`],
     ];
-    for (const lang of ['en', 'ja'] as const) {
-      const page = await adminContext.newPage();
-      const errors = watchErrors(page);
-      for (const [name, path] of pages) {
-        const res = await page.goto(`${kanmon.url}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`);
-        expect(res?.status(), path).toBe(200);
-        await page.waitForLoadState('load');
-        expect(await page.getAttribute('html', 'lang')).toBe(lang);
-        // Every form control has a label.
-        const unlabelled = await page.$$eval('main input:not([type=hidden]), main select, main textarea', (els) =>
-          els.filter((el) => !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.getAttribute('aria-label')).map((el) => el.outerHTML),
-        );
-        expect(unlabelled, `${name} ${lang}`).toEqual([]);
-        await saveScreenshot(page, `console-${name}-${lang}`);
-        if (tour) await page.screenshot({ path: join(tour, `${name}-${lang}.jpg`), type: 'jpeg', quality: 60 });
-      }
-      expect(errors, lang).toEqual([]);
-      await page.close();
-    }
+    await tourConsolePages(adminContext, kanmon, pages);
   });
 });

@@ -3,10 +3,12 @@
  * with a virtual authenticator answering the passkey prompts.
  */
 import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { expect } from 'vitest';
-import { newContext, VirtualAuthenticator, type AuthenticatorKind, type ContextOptions } from '../support/browser.js';
-import type { TestKanmon } from '../support/kanmon-process.js';
+import { newContext, saveScreenshot, VirtualAuthenticator, type AuthenticatorKind, type ContextOptions } from '../support/browser.js';
+import { REPO_ROOT, type TestKanmon } from '../support/kanmon-process.js';
 
 export interface SignedInUser {
   readonly username: string;
@@ -65,6 +67,45 @@ export async function backendHeaders(page: Page, kanmon: TestKanmon): Promise<Re
   expect(response?.status()).toBe(200);
   const body = (await response!.json()) as { headers: Record<string, string> };
   return body.headers;
+}
+
+/** Collects console errors and uncaught exceptions of a page. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return errors;
+}
+
+/**
+ * Opens each console page (name, path) in English and in Japanese: each answers 200 in that
+ * language, every form control has a label, and no page logs an error. Saves a screenshot of
+ * each; KANMON_CONSOLE_TOUR=1 also refreshes the README's tour images.
+ */
+export async function tourConsolePages(context: BrowserContext, kanmon: TestKanmon, pages: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  const tour = process.env.KANMON_CONSOLE_TOUR === '1' ? join(REPO_ROOT, 'docs', 'console') : undefined;
+  if (tour) mkdirSync(tour, { recursive: true });
+  for (const lang of ['en', 'ja'] as const) {
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    for (const [name, path] of pages) {
+      const res = await page.goto(`${kanmon.url}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`);
+      expect(res?.status(), path).toBe(200);
+      await page.waitForLoadState('load');
+      expect(await page.getAttribute('html', 'lang')).toBe(lang);
+      // Every form control has a label.
+      const unlabelled = await page.$$eval('main input:not([type=hidden]), main select, main textarea', (els) =>
+        els.filter((el) => !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.getAttribute('aria-label')).map((el) => el.outerHTML),
+      );
+      expect(unlabelled, `${name} ${lang}`).toEqual([]);
+      await saveScreenshot(page, `console-${name}-${lang}`);
+      if (tour) await page.screenshot({ path: join(tour, `${name}-${lang}.jpg`), type: 'jpeg', quality: 60 });
+    }
+    expect(errors, lang).toEqual([]);
+    await page.close();
+  }
 }
 
 export interface Jwks {
