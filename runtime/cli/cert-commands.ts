@@ -11,6 +11,7 @@ import { CLI_CONTEXT, type Services } from '../services/index.js';
 import type { ClientCertificate, ClientCertificateKeyType, RevocationReason } from '../store/types.js';
 import { cleanMailAddress } from '../notify/mailer.js';
 import { parseArgs, UsageError, type ParsedArgs } from './args.js';
+import { iso, table } from './format.js';
 
 export interface CertCliOutput {
   out(line: string): void;
@@ -31,15 +32,6 @@ export const CERT_USAGE = `  cert issue <name> [--device LABEL] [--key-type ec-p
   ca crl [--out FILE] [--pem]`;
 
 const ACTOR = 'cli';
-
-function iso(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
-}
 
 function last(a: ParsedArgs, name: string): string | undefined {
   return a.options.get(name)?.at(-1);

@@ -3,6 +3,7 @@ import type { Services } from '../services/index.js';
 import { CLI_CONTEXT } from '../services/index.js';
 import type { AuditEvent } from '../store/types.js';
 import { parseArgs, UsageError } from './args.js';
+import { iso, table } from './format.js';
 import { caCommand, CERT_USAGE, certCommand } from './cert-commands.js';
 import { enrollLetterCommand, enrollLinkCommand } from './enrollment-commands.js';
 import { policyCheckCommand } from './policy-check.js';
@@ -37,15 +38,6 @@ ${SERVER_CERT_USAGE}
 ${CONFIG_USAGE}
 
 The store is the one the config names (sqlite by default, in the data directory).`;
-
-function iso(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
-}
 
 function one(positionals: string[], what: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`);

@@ -11,6 +11,7 @@ import { formatEnrollmentCode } from '../services/enrollment-codes.js';
 import type { Services } from '../services/index.js';
 import type { User } from '../store/types.js';
 import { parseArgs, parseDuration, UsageError } from './args.js';
+import { iso } from './format.js';
 
 export interface CliOutput {
   out(line: string): void;
@@ -19,10 +20,6 @@ export interface CliOutput {
 /** Letters go by post or internal mail, so they live longer than a link sent by e-mail. */
 export const DEFAULT_LETTER_TTL_SECONDS = 7 * 86400;
 export const DEFAULT_LETTER_DIR = 'enrollment-letters';
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** `kanmon enroll-link <name> [--expires 24h] [--code]` */
 export async function enrollLinkCommand(args: readonly string[], services: Services, config: KanmonConfig, io: CliOutput): Promise<number> {

@@ -9,6 +9,7 @@ import type { KanmonConfig } from '../config/schema.js';
 import type { Services } from '../services/index.js';
 import { ServerCertificateError } from '../tls/server-certificate-documents.js';
 import { parseArgs, UsageError } from './args.js';
+import { iso } from './format.js';
 
 export const SERVER_CERT_USAGE = `  cert server status [--json]
   cert server renew
@@ -16,10 +17,6 @@ export const SERVER_CERT_USAGE = `  cert server status [--json]
 
 export interface ServerCertCliOutput {
   out(line: string): void;
-}
-
-function iso(ms: number | undefined): string {
-  return ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** Runs `kanmon cert server <sub>`; returns the exit code. */
