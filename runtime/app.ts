@@ -46,7 +46,6 @@ import { KANMON_VERSION } from './version.js';
 import { UpstreamSignIn } from './upstream-auth/index.js';
 import { upstreamTlsOptions } from './proxy/route-forwarder.js';
 import { liveNodes } from './observability/node-heartbeat.js';
-import { documentsOf } from './services/admin-documents.js';
 import type { CheckResult } from './observability/self-check.js';
 
 export interface KanmonApp {
@@ -362,7 +361,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         return peer ? { clientCertificate: { valid: peer.check.valid, ...(peer.check.valid ? { owner: peer.check.owner } : {}) } } : {};
       },
       health: () => consoleHealth(),
-      nodes: () => liveNodes(documentsOf(store)),
+      nodes: () => liveNodes(store.documents),
     });
     fastify.addHook('onResponse', async (_req, reply) => {
       metrics.count('requests', { Route: 'portal', StatusClass: statusClass(reply.statusCode) });
