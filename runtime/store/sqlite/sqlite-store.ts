@@ -1450,7 +1450,6 @@ function mapRow<R, T>(row: R | undefined, map: (row: R) => T): T | undefined {
   return row === undefined ? undefined : map(row);
 }
 
-/** True for a UNIQUE / PRIMARY KEY violation on `table.column` (the driver names the column in the message). */
 // ---------------------------------------------------------------------------------------------
 // Named documents
 
@@ -1561,6 +1560,7 @@ class SqliteDocumentStore implements DocumentStore {
   }
 }
 
+/** True for a UNIQUE / PRIMARY KEY violation on `table.column` (the driver names the column in the message). */
 function isConstraint(err: unknown, column: string): boolean {
   if (!(err instanceof Database.SqliteError)) return false;
   if (err.code !== 'SQLITE_CONSTRAINT_UNIQUE' && err.code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
