@@ -37,8 +37,9 @@ interface Entry {
  */
 export function peerCertificateDer(socket: unknown): Buffer | undefined {
   if (!(socket instanceof TLSSocket)) return undefined;
-  // getPeerCertificate returns {} when the client sent no certificate (or none was requested).
-  const raw = socket.getPeerCertificate(true)?.raw;
+  // Read on every request (a TLS 1.2 renegotiation may change it), so only the DER: no parsed
+  // chain or fingerprints as getPeerCertificate builds. Undefined when no certificate was sent.
+  const raw = socket.getPeerX509Certificate()?.raw;
   return raw && raw.length > 0 ? raw : undefined;
 }
 

@@ -6,7 +6,7 @@ import { PeerCertificates, peerCertificateDer, type PresentedCertificateChecker 
 /** A TLS socket as the listener sees it, with the peer certificate the handshake carried (or none). */
 function socketWith(raw: Buffer | undefined): TLSSocket {
   const socket = Object.create(TLSSocket.prototype) as TLSSocket;
-  Object.defineProperty(socket, 'getPeerCertificate', { value: () => (raw ? { raw } : {}) });
+  Object.defineProperty(socket, 'getPeerX509Certificate', { value: () => (raw ? { raw } : undefined) });
   return socket;
 }
 
@@ -37,7 +37,7 @@ describe('PeerCertificates', () => {
   it('reads the certificate only from the TLS socket', () => {
     expect(peerCertificateDer(socketWith(undefined))).toBeUndefined();
     expect(peerCertificateDer(socketWith(Buffer.from([1, 2])))).toEqual(Buffer.from([1, 2]));
-    expect(peerCertificateDer({ getPeerCertificate: () => ({ raw: Buffer.from([1]) }) })).toBeUndefined();
+    expect(peerCertificateDer({ getPeerX509Certificate: () => ({ raw: Buffer.from([1]) }) })).toBeUndefined();
   });
 
   it('checks once per connection within the status cache bound, counted from when the status was read', async () => {
