@@ -180,10 +180,12 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       demo = await startDemoGroupware({ host: '127.0.0.1', port: 0 });
       cleanups.push(() => demo!.close());
     }
+    // The address a route forwards to: the demo backend's (this node's, or the cluster primary's) for "demo".
+    const upstreamUrl = (upstream: string) => (upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : upstream);
 
     const entryFor = (route: RouteConfig): GatewayRoute => ({
       route,
-      forwarder: createRouteForwarder(route, { upstream: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, logger, metrics, publicOrigin: config.server.publicOrigin }),
+      forwarder: createRouteForwarder(route, { upstream: upstreamUrl(route.upstream), logger, metrics, publicOrigin: config.server.publicOrigin }),
     });
     const entries: GatewayRoute[] = rebuildEntries(config.routes, [], entryFor);
     // The gateway reads its route table from here; a new config version swaps in a new one (changed routes get new forwarders).
@@ -216,7 +218,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         logger,
         upstreamOf: (route) => {
           const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
-          return { url: route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : route.upstream, ...(tls ? { tls: { ...tls } } : {}) };
+          return { url: upstreamUrl(route.upstream), ...(tls ? { tls: { ...tls } } : {}) };
         },
       },
       () => live.config.routes,
@@ -396,7 +398,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const fixedChecks = [storeHealth.selfCheckTarget(), ...(serving ? [certificateCheck(() => serving.notAfter, metrics)] : [])];
     const selfCheck = new SelfCheck({
       // The upstreams of the routes this node runs now (a stored config version may add or remove some).
-      targets: () => [...fixedChecks, ...live.current.derived.entries.map((e) => upstreamCheck(e.route.id, e.route.upstream === 'demo' ? (clusterDemoUrl ?? demo!.url) : e.route.upstream))],
+      targets: () => [...fixedChecks, ...live.current.derived.entries.map((e) => upstreamCheck(e.route.id, upstreamUrl(e.route.upstream)))],
       logger,
       metrics,
       notifier,
