@@ -11,6 +11,7 @@ import type { Notification } from '../../runtime/notify/notifier.js';
 import { CLI_CONTEXT } from '../../runtime/services/request-context.js';
 import { launchBrowser, saveScreenshot } from '../support/browser.js';
 import { runCli, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { recordNotifications } from '../support/notifications.js';
 import { backendHeaders, enrollUser, withoutPasskeyAutofill } from './journeys.js';
 
 const MAX_PER_USER = 3;
@@ -44,18 +45,14 @@ async function refusedCode(page: Page, code: string): Promise<void> {
 describe('lockout', () => {
   let kanmon: TestKanmon;
   let browser: Browser;
-  const notifications: Notification[] = [];
+  let notifications: Notification[];
 
   beforeAll(async () => {
     kanmon = await startTestKanmon('lockout', {
       routes: [{ id: 'groupware', match: { pathPrefix: '/' }, upstream: 'demo', policy: { factors: [['passkey'], ['otp']] } }],
       loginProtection: { maxFailuresPerUser: MAX_PER_USER, delayStepMs: 50 },
     });
-    const notify = kanmon.app.notifier.notify.bind(kanmon.app.notifier);
-    kanmon.app.notifier.notify = async (n) => {
-      notifications.push(n);
-      return notify(n);
-    };
+    notifications = recordNotifications(kanmon.app);
     browser = await launchBrowser();
   });
 

@@ -6,23 +6,19 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notification } from '../../runtime/notify/notifier.js';
-import { saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
-import { launchBrowser } from '../support/browser.js';
+import { launchBrowser, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
 import { startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { recordNotifications } from '../support/notifications.js';
 import { backendHeaders, enrollUser, pathOf, withoutPasskeyAutofill } from './journeys.js';
 
 describe('recovery codes', () => {
   let kanmon: TestKanmon;
   let browser: Browser;
-  const notifications: Notification[] = [];
+  let notifications: Notification[];
 
   beforeAll(async () => {
     kanmon = await startTestKanmon('recovery');
-    const notify = kanmon.app.notifier.notify.bind(kanmon.app.notifier);
-    kanmon.app.notifier.notify = async (n) => {
-      notifications.push(n);
-      return notify(n);
-    };
+    notifications = recordNotifications(kanmon.app);
     browser = await launchBrowser();
   });
 
