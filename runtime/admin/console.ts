@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PolicyDevice } from '../policy/decide.js';
 import type { MessageKey } from '../portal/i18n.js';
-import type { Body, PortalKit } from '../portal/kit.js';
+import { SERVICE_ERROR_STATUS, type Body, type PortalKit } from '../portal/kit.js';
 import { ServiceError } from '../services/errors.js';
 import type { ActiveSession } from '../services/sessions.js';
 import type { User } from '../store/types.js';
@@ -93,11 +93,9 @@ export class AdminConsole {
         if (!(err instanceof ServiceError)) throw err;
         // A form post gets a console page saying what went wrong, not a JSON answer.
         req.log.info({ code: err.code, detail: err.message }, 'console action refused');
-        const status: number = ({ 'invalid-input': 400, 'not-found': 404, conflict: 409, forbidden: 403, 'last-factor': 409, 'token-unusable': 410 } as Record<string, number>)[err.code] ?? 503;
-        const known = ['invalid-input', 'not-found', 'conflict', 'forbidden', 'last-factor', 'token-unusable'] as const;
-        const code = (known as readonly string[]).includes(err.code) ? (err.code as (typeof known)[number]) : 'unavailable';
+        const status = SERVICE_ERROR_STATUS[err.code];
         const t = req.kanmonT;
-        const page = html`<p class="message" id="action-error">${t(`admin.error.${code}`)}</p>
+        const page = html`<p class="message" id="action-error">${t(`admin.error.${err.code}`)}</p>
 <p class="hint">${t('admin.error.detail')}: <code>${err.message.slice(0, 300)}</code></p>
 <p><a href="${backPath(body._back)}">${t('admin.back')}</a></p>`;
         return this.html(reply, this.render(req, a, { section: '', title: t('admin.error.title'), body: page }), status);

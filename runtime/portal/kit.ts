@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { KanmonConfig } from '../config/schema.js';
 import { readCookie } from '../http/cookies.js';
 import type { Services } from '../services/index.js';
-import { ServiceError } from '../services/errors.js';
+import { ServiceError, type ServiceErrorCode } from '../services/errors.js';
 import type { RequestContext } from '../services/request-context.js';
 import { SESSION_COOKIE, type ActiveSession } from '../services/sessions.js';
 import { translator, type Lang, type MessageKey, type Translate } from './i18n.js';
@@ -26,6 +26,17 @@ declare module 'fastify' {
 }
 
 export type Body = Record<string, unknown>;
+
+/** The HTTP status a refused service call is answered with, in the portal and the console alike. */
+export const SERVICE_ERROR_STATUS: Readonly<Record<ServiceErrorCode, number>> = {
+  'invalid-input': 400,
+  'not-found': 404,
+  conflict: 409,
+  forbidden: 403,
+  'last-factor': 409,
+  'token-unusable': 410,
+  unavailable: 503,
+};
 
 /** Thrown by `requireSession`; the error handler answers 401 (API) or redirects to login (page). */
 export class SignedOutError extends Error {}

@@ -5,7 +5,7 @@ import { ServiceError } from '../services/errors.js';
 import { StoreUnavailableError, TokenUnusableError } from '../store/errors.js';
 import { CeremonyError } from '../webauthn/index.js';
 import { LANG_COOKIE, pickLang, translator, type MessageKey, type Translate } from './i18n.js';
-import { PortalKit, SignedOutError, type PortalDeps } from './kit.js';
+import { PortalKit, SERVICE_ERROR_STATUS, SignedOutError, type PortalDeps } from './kit.js';
 import { registerAccountRoutes } from './routes/account.js';
 import { registerCaRoutes } from './routes/ca.js';
 import { registerUpstreamAppsRoutes } from './routes/upstream-apps.js';
@@ -85,7 +85,7 @@ export async function registerPortal(app: FastifyInstance, deps: PortalDeps): Pr
     }
     if (err instanceof ServiceError) {
       req.log.info({ ...ctx, code: err.code, detail: err.message }, 'request refused');
-      const status = { 'invalid-input': 400, 'not-found': 404, conflict: 409, forbidden: 403, 'last-factor': 409, 'token-unusable': 410, unavailable: 503 }[err.code];
+      const status = SERVICE_ERROR_STATUS[err.code];
       const key: MessageKey = err.code === 'last-factor' ? 'account.lastFactor' : err.code === 'conflict' ? 'enroll.exists' : 'error.badRequest';
       return kit.sendError(reply, req, status, err.code, key);
     }
