@@ -124,7 +124,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     }
     // Administrator notifications also go by mail to notifications.adminRecipients (live) once the services' mailer exists.
     let adminMailer: Mailer | undefined;
-    const notifier: Notifier = new AdminMailNotifier({ inner: opts.notifier ?? createNotifier(config.notifications, logger), mailer: () => adminMailer, recipients: () => (liveConfig?.config ?? fileConfig).notifications.adminRecipients, logger });
+    const notifier: Notifier = new AdminMailNotifier({ inner: opts.notifier ?? createNotifier(config.notifications, logger), mailer: () => adminMailer, recipients: () => currentConfig().notifications.adminRecipients, logger });
     // Every store call that fails for want of the store is counted, and an outage is notified once.
     const storeHealth = new StoreHealth({ probe: () => rawStore.ping(), metrics, notifier, logger });
     cleanups.push(storeHealth.start());
@@ -133,7 +133,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     // Routes and live settings come from the store once it holds them (runtime/config/live.ts); until then from the file.
     const fileConfig = config;
     let liveConfig: LiveConfig<RouteSet<GatewayRoute>> | undefined;
-    const services = createServices({ config, store, secrets, logger, live: { get config() { return liveConfig?.config ?? fileConfig; } } });
+    const currentConfig = () => liveConfig?.config ?? fileConfig;
+    const services = createServices({ config, store, secrets, logger, live: { get config() { return currentConfig(); } } });
     adminMailer = services.mailer;
     wireAuditAlerts(services.audit, metrics, notifier);
     // Client certificates about to lapse: hourly, one node at a time under a store lease.
@@ -146,8 +147,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       ...(services.mailer ? { mailer: services.mailer } : {}),
       audit: services.audit,
       // Live settings: read at each run, so a stored config version applies from the next one.
-      thresholdsDays: () => (liveConfig?.config ?? fileConfig).notifications.certificateExpiryDays,
-      renewBeforeDays: () => (liveConfig?.config ?? fileConfig).clientCertificates.renewBeforeDays,
+      thresholdsDays: () => currentConfig().notifications.certificateExpiryDays,
+      renewBeforeDays: () => currentConfig().clientCertificates.renewBeforeDays,
       onExpiringCount: (n) => metrics.gauge('clientCertificatesExpiring', {}, n),
       organisation: config.ca.organization ?? config.webauthn.rpName,
       logger,
