@@ -24,7 +24,6 @@
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +34,7 @@ import { startScript, type Pinned } from './processes.js';
 import { ensureTools, makeCertificate } from './tools.js';
 import { runWrk, type LoadResult } from './wrk.js';
 import { REWRITE_BODIES } from './rewrite-case.js';
+import { freePort } from '../support/ports.js';
 
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
@@ -353,17 +353,6 @@ async function expectBody(name: CaseName, target: Target, path: string, bytes: n
   if (status !== 200 || length !== bytes) {
     throw new Error(`${CASE_LABEL[name]} answered ${path} with ${status} and ${length} bytes, expected 200 and ${bytes}; not measuring it`);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Share of CPU time spent busy across all cores over one second. */
