@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCommand } from '../../runtime/cli/commands.js';
 import { launchBrowser, newContext, saveScreenshot, VirtualAuthenticator } from '../support/browser.js';
+import { runCliInProcess } from '../support/cli.js';
 import { startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
 import { backendHeaders } from './journeys.js';
 
@@ -34,10 +34,7 @@ describe('enrollment letters', () => {
 
   it('is printed by the CLI, opened, and used with the code from the second channel', async () => {
     await kanmon.app.services.users.addUser({ username: 'sachiko', displayName: '佐藤 幸子', actor: 'e2e' });
-    const stdout: string[] = [];
-    const exit = await runCommand(['enroll-letter', 'sachiko', '--out', dir, '--expires', '7d', '--code'], kanmon.app.services, kanmon.app.config, {
-      out: (line) => stdout.push(line),
-    });
+    const { code: exit, lines: stdout } = await runCliInProcess(kanmon.app.services, kanmon.app.config, ['enroll-letter', 'sachiko', '--out', dir, '--expires', '7d', '--code']);
     expect(exit).toBe(0);
     const codeLine = stdout.find((l) => l.trim().startsWith('sachiko '))!;
     const code = codeLine.trim().split(/\s+/).slice(1).join('');
@@ -83,8 +80,7 @@ describe('enrollment letters', () => {
 
   it('asks again after a wrong code, without creating anything', async () => {
     await kanmon.app.services.users.addUser({ username: 'goro', actor: 'e2e' });
-    const stdout: string[] = [];
-    await runCommand(['enroll-letter', 'goro', '--out', dir, '--code'], kanmon.app.services, kanmon.app.config, { out: (l) => stdout.push(l) });
+    const { lines: stdout } = await runCliInProcess(kanmon.app.services, kanmon.app.config, ['enroll-letter', 'goro', '--out', dir, '--code']);
     const code = stdout.find((l) => l.trim().startsWith('goro '))!.trim().split(/\s+/).slice(1).join('');
     const link = /<p class="link" id="letter-link">([^<]+)<\/p>/.exec(readFileSync(join(dir, 'goro.html'), 'utf8'))![1]!;
     const context = await newContext(browser);
