@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import cluster, { type Worker } from 'node:cluster';
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
@@ -20,6 +19,7 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { ensureDevCertificates } from '../tls/index.js';
 import { watchStoredCertificate } from '../tls/certificate-watch.js';
+import { notAfterOf } from '../tls/serving-certificate.js';
 import { clientCertificatesWanted } from '../tls/client-auth.js';
 import { KANMON_VERSION } from '../version.js';
 import { isWorkerMessage, type PrimaryMessage } from './messages.js';
@@ -138,7 +138,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     // Sweep, heartbeat and directory sync once for the node (the console lists nodes, not workers).
     cleanups.push(...startNodeJobs({ store, services, logger }));
 
-    const certNotAfter = certPem ? new Date(new X509Certificate(certPem).validTo) : undefined;
+    const certNotAfter = certPem ? notAfterOf(certPem) : undefined;
     const fixedChecks = [storeCheck(store), ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : [])];
     const live = new LiveConfig<undefined>({ version: 0, config, derived: undefined });
     liveConfig = live;
