@@ -234,7 +234,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     // With PROXY protocol v2, the address the load balancer carried; otherwise the peer's.
     const clientIp = clientAddressOf;
     // Client certificates: the listener asks for one only when something uses it (see tls/client-auth.ts).
-    const wantsClientCertificates = config.tls.source !== 'offloaded' && (clientCertificatesWanted(config) || config.admin.requireMtls);
+    const wantsClientCertificates = config.tls.source !== 'offloaded' && clientCertificatesWanted(config);
     const peerCertificates = wantsClientCertificates
       ? new PeerCertificates({
           checker: services.clientCertificates,

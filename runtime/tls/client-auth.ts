@@ -17,10 +17,10 @@ export interface ClientAuthOptions {
   readonly ca: string[];
 }
 
-/** Whether the listener must ask for client certificates: some route uses 'mtls', someone must always present one, enforcement is per connection, or enrollment needs one. */
+/** Whether the listener must ask for client certificates: some route uses 'mtls', someone must always present one, enforcement is per connection, enrollment needs one, or the admin console does. */
 export function clientCertificatesWanted(config: KanmonConfig): boolean {
   const { requiredFor, enforcement } = config.mtls;
-  return enforcement === 'reject-connection' || mtlsRequiredForAnyone(requiredFor) || config.routes.some(routeUsesMtls) || config.enrollment.requireClientCertificate;
+  return enforcement === 'reject-connection' || mtlsRequiredForAnyone(requiredFor) || config.routes.some(routeUsesMtls) || config.enrollment.requireClientCertificate || config.admin.requireMtls;
 }
 
 /**

@@ -8,12 +8,13 @@ import { clientAuthOptions, clientCertificatesWanted } from '../../../runtime/tl
 const route = (factors: string[][]) => ({ id: 'r', upstream: 'http://x:1', policy: { factors } }) as NonNullable<KanmonConfigInput['routes']>[number];
 
 describe('client authentication options of the TLS listener', () => {
-  it('asks for certificates only when a route, mtls.requiredFor or the enforcement mode needs them', () => {
+  it('asks for certificates only when a route, mtls.requiredFor, the enforcement mode or the admin console needs them', () => {
     expect(clientCertificatesWanted(parseConfig({ routes: [route([['passkey']])] }))).toBe(false);
     expect(clientCertificatesWanted(parseConfig({ routes: [route([['passkey'], ['otp', 'mtls']])] }))).toBe(true);
     expect(clientCertificatesWanted(parseConfig({ mtls: { requiredFor: { groups: ['finance'] } } }))).toBe(true);
     expect(clientCertificatesWanted(parseConfig({ mtls: { requiredFor: { all: true } } }))).toBe(true);
     expect(clientCertificatesWanted(parseConfig({ mtls: { enforcement: 'reject-connection' } }))).toBe(true);
+    expect(clientCertificatesWanted(parseConfig({ admin: { requireMtls: true } }))).toBe(true);
   });
 
   it('trusts Kanmon’s CA plus the extra files, and rejects unauthorized handshakes only in reject-connection mode', () => {
