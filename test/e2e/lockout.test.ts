@@ -4,7 +4,6 @@
  * administrator runs the real `kanmon user unlock` in its own process next to the running
  * node, and the right code then signs in.
  */
-import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Notification } from '../../runtime/notify/notifier.js';
@@ -12,24 +11,11 @@ import { CLI_CONTEXT } from '../../runtime/services/request-context.js';
 import { launchBrowser, saveScreenshot } from '../support/browser.js';
 import { runCli, startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
 import { recordNotifications } from '../support/notifications.js';
+import { appCode, wrongCode } from '../support/totp-app.js';
 import { backendHeaders, enrollUser, withoutPasskeyAutofill } from './journeys.js';
 
 const MAX_PER_USER = 3;
 const GENERIC_FAILURE = 'The username or code is not correct, or the code was already used. Please try again.';
-
-/** What the phone app shows `steps` steps from now. */
-function appCode(secret: string, steps = 0): Promise<string> {
-  return generate({ secret, epoch: Math.floor(Date.now() / 1000) + steps * 30 });
-}
-
-/** A code the app does not show now or within the tolerance either side. */
-async function wrongCode(secret: string): Promise<string> {
-  const valid = new Set(await Promise.all([-1, 0, 1, 2].map((s) => appCode(secret, s))));
-  for (let n = 0; ; n++) {
-    const candidate = String(n).padStart(6, '0');
-    if (!valid.has(candidate)) return candidate;
-  }
-}
 
 /** Types a code into the code sign-in form and waits for the refusal on the page. */
 async function refusedCode(page: Page, code: string): Promise<void> {

@@ -6,22 +6,17 @@
  * Routes: the groupware at / takes a passkey or an authenticator app code; /form takes a
  * passkey only.
  */
-import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, saveScreenshot } from '../support/browser.js';
 import { startTestKanmon, type TestKanmon } from '../support/kanmon-process.js';
+import { appCode } from '../support/totp-app.js';
 import { backendHeaders, enrollUser, pathOf, withoutPasskeyAutofill } from './journeys.js';
 
 const ROUTES = [
   { id: 'groupware', match: { pathPrefix: '/' }, upstream: 'demo', policy: { factors: [['passkey'], ['otp']] } },
   { id: 'finance', match: { pathPrefix: '/form' }, upstream: 'demo', policy: { factors: [['passkey']] } },
 ] as const;
-
-/** What the phone app shows `steps` steps from now. */
-function appCode(secret: string, steps = 0): Promise<string> {
-  return generate({ secret, epoch: Math.floor(Date.now() / 1000) + steps * 30 });
-}
 
 /**
  * Sets up the authenticator app from the account page as a user does: the button, the QR
