@@ -160,7 +160,7 @@ export class CertificateExpiryWarnings {
 
   async #warnUser(certificate: ClientCertificate, thresholdDays: number, daysLeft: number): Promise<WarnedCertificate> {
     const user = certificate.owner.kind === 'user' ? await this.#deps.users.getById(certificate.owner.userId) : undefined;
-    const owner = user ? user.username : certificate.owner.kind === 'shared' ? `shared:${certificate.owner.label}` : ownerKey(certificate.owner);
+    const owner = user ? user.username : ownerKey(certificate.owner);
     let mailedTo: string | undefined;
     let mailFailure: string | undefined;
     const address = user && this.#deps.mailer ? await this.#deps.contacts.get(user.id) : undefined;
