@@ -1,3 +1,4 @@
+import { REVOCATION_REASONS } from '../store/records.js';
 import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import { setBounded } from '../cache/bounded-map.js';
 import type { ClientCertificatesConfig } from '../config/schema.js';
@@ -39,14 +40,8 @@ export const CA_CERT_PATH = '/.kanmon/ca/cert';
 /** Upper bound on cached certificate states per node; a full cache drops its oldest entry. */
 const STATUS_CACHE_MAX_ENTRIES = 50_000;
 
-export const REVOCATION_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-];
+/** The reasons a revocation may give: the store's list, the one place that names them. */
+export { REVOCATION_REASONS };
 
 /** Why a presented certificate does not count. */
 export type PresentedCertificateRefusal =

@@ -20,7 +20,7 @@ export function requireWindow(windowMs: number): number {
   return windowMs;
 }
 
-const REVOCATION_REASONS: readonly RevocationReason[] = [
+export const REVOCATION_REASONS: readonly RevocationReason[] = [
   'unspecified',
   'keyCompromise',
   'affiliationChanged',
