@@ -5,6 +5,8 @@
  * Cases, each at the same concurrency, for a 1 KiB and a 100 KiB response:
  *   direct upstream   wrk → upstream (plain HTTP): the ceiling
  *   nginx             wrk → nginx (TLS, 1 worker, upstream keep-alive pool) → upstream: the yardstick
+ *   ref: fastify…     wrk → Fastify + @fastify/http-proxy → upstream  } the issue's reference proxies
+ *   ref: node:http…   wrk → node:http(s) + an undici Pool → upstream    } (test/bench/reference-node.ts)
  *   bare forwarder    wrk → node https + the forwarder, no auth → upstream: what forwarding costs
  *   kanmon            wrk → Kanmon with a signed-in session cookie → upstream: the real thing
  *   bare + rewriting  the bare forwarder with body rewriting (test/bench/rewrite-case.ts); with
@@ -45,10 +47,10 @@ const SIZES = [
 ] as const;
 /** The HTML page is a static file: only the nginx upstream serves it. */
 const sizesFor = (opts: { upstream: 'nginx' | 'node' }) => SIZES.filter((s) => opts.upstream === 'nginx' || s.path !== '/100k.html');
-const CASES = ['direct', 'nginx', 'bare', 'kanmon', 'rewrite', 'nginx-workers', 'kanmon-workers'] as const;
+const CASES = ['direct', 'nginx', 'fastify', 'undici', 'bare', 'kanmon', 'rewrite', 'nginx-workers', 'kanmon-workers'] as const;
 type CaseName = (typeof CASES)[number];
 const CASE_LABEL: Record<CaseName, string> = {
-  direct: 'direct upstream', nginx: 'nginx, 1 worker', bare: 'bare forwarder', kanmon: 'kanmon, 1 process', rewrite: 'bare + rewriting',
+  direct: 'direct upstream', nginx: 'nginx, 1 worker', fastify: 'ref: fastify+http-proxy', undici: 'ref: node:http+undici', bare: 'bare forwarder', kanmon: 'kanmon, 1 process', rewrite: 'bare + rewriting',
   // Filled in from --workers by parseArgs.
   'nginx-workers': 'nginx, N workers', 'kanmon-workers': 'kanmon, N workers',
 };
@@ -132,6 +134,13 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
       const bare: Pinned<{ url: string }> = await startScript(PROXY_CPU, here('./forwarder-node.ts'), [upstreamUrl, certFile, keyFile, opts.transport], 'bare forwarder');
       stops.push(bare.stop);
       targets.set('bare', { url: bare.ready.url, headers: [], ...(bare.child.pid ? { pid: bare.child.pid } : {}) });
+    }
+    // The reference proxies: whether this frame reproduces the figures the target was set on.
+    for (const kind of ['fastify', 'undici'] as const) {
+      if (!opts.only.has(kind)) continue;
+      const ref: Pinned<{ url: string }> = await startScript(PROXY_CPU, here('./reference-node.ts'), [kind, upstreamUrl, certFile, keyFile, opts.transport], CASE_LABEL[kind]);
+      stops.push(ref.stop);
+      targets.set(kind, { url: ref.ready.url, headers: [], ...(ref.child.pid ? { pid: ref.child.pid } : {}) });
     }
     if (opts.only.has('rewrite')) {
       const rw: Pinned<{ url: string; expectBytes: Record<string, number> }> = await startScript(PROXY_CPU, here('./rewrite-case.ts'), [upstreamUrl, certFile, keyFile, opts.transport], 'bare + rewriting');
