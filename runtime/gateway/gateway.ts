@@ -11,7 +11,7 @@ import type { AuditInput } from '../services/audit-log.js';
 import type { Forwarder } from '../proxy/index.js';
 import type { RouteTable } from '../routing/route-table.js';
 import { SESSION_COOKIE, policySubjectOf, type ActiveSession, type SessionService } from '../services/sessions.js';
-import { LANG_COOKIE, pickLang, translator } from '../portal/i18n.js';
+import { langOfRawRequest, translator } from '../portal/i18n.js';
 import { certificateRequiredPage, messagePage, stepUpPage } from '../portal/pages/messages.js';
 import { PORTAL_SECURITY_HEADERS } from '../portal/security-headers.js';
 import { certificateIdentityHeaders, identityHeaders } from './identity-headers.js';
@@ -269,7 +269,7 @@ export class Gateway {
 
 /** What every page Kanmon answers in place of the backend needs: the language (the page's own switch adds ?lang=) and a request id. */
 function pageBase(req: IncomingMessage) {
-  const lang = pickLang(langQuery(req.url), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+  const lang = langOfRawRequest(req);
   return { lang, t: translator(lang), currentUrl: req.url ?? '/', requestId: nextRequestId() };
 }
 
@@ -278,13 +278,6 @@ function sendPage(req: IncomingMessage, res: ServerResponse, status: number, bod
   drain(req);
   res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extra });
   res.end(req.method === 'HEAD' ? undefined : body);
-}
-
-/** The `lang` query parameter of a refused URL, if any (read only for Kanmon's own refusal pages). */
-function langQuery(url: string | undefined): string | undefined {
-  const q = url?.indexOf('?') ?? -1;
-  if (q < 0) return undefined;
-  return new URLSearchParams(url!.slice(q + 1)).get('lang') ?? undefined;
 }
 
 /** A top-level page load gets the login redirect; fetches and API calls get a 401 they can act on. */

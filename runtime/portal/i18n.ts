@@ -6,6 +6,7 @@ import { devicesEn, devicesJa } from './messages/devices.js';
 import { upstreamEn, upstreamJa } from './messages/upstream.js';
 import { adminEn, adminJa } from './messages/admin.js';
 import { operationsEn, operationsJa } from './messages/operations.js';
+import { readCookie } from '../http/cookies.js';
 
 export type Lang = 'ja' | 'en';
 export const LANGS: readonly Lang[] = ['ja', 'en'];
@@ -435,4 +436,26 @@ export function pickLang(query: unknown, cookie: string | undefined, acceptLangu
     }
   }
   return 'en';
+}
+
+/** The parts of a raw node request (no framework around it) the language is read from. */
+export interface RawLangSource {
+  readonly url?: string | undefined;
+  readonly headers: { readonly cookie?: string | string[] | undefined; readonly 'accept-language'?: string | undefined };
+}
+
+/**
+ * The language of a page Kanmon answers outside the portal's router (the gateway's refusals,
+ * the upstream error pages): the request's own `?lang=` (the page's switch adds it), then the
+ * cookie, then Accept-Language, exactly as {@link pickLang} orders them.
+ */
+export function langOfRawRequest(req: RawLangSource): Lang {
+  return pickLang(langQueryOf(req.url), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+}
+
+/** The `lang` query parameter of a raw request target, if any. */
+function langQueryOf(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (q < 0) return undefined;
+  return new URLSearchParams(url!.slice(q + 1)).get('lang') ?? undefined;
 }

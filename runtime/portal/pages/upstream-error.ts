@@ -4,10 +4,9 @@
  * request id, and nothing about the upstream: no address, host name or error text.
  */
 import type { IncomingMessage } from 'node:http';
-import { readCookie } from '../../http/cookies.js';
 import type { ErrorPage, GatewayErrorStatus } from '../../proxy/index.js';
 import { html, page } from '../html.js';
-import { LANG_COOKIE, pickLang, translator, type MessageKey } from '../i18n.js';
+import { langOfRawRequest, translator, type MessageKey } from '../i18n.js';
 import { PORTAL_SECURITY_HEADERS } from '../security-headers.js';
 
 const TEXTS: Record<GatewayErrorStatus, { title: MessageKey; body: MessageKey }> = {
@@ -18,7 +17,7 @@ const TEXTS: Record<GatewayErrorStatus, { title: MessageKey; body: MessageKey }>
 
 export const upstreamErrorPage: ErrorPage = (status, ctx, req) => {
   const currentUrl = localTarget(req.url);
-  const lang = pickLang(langQuery(currentUrl), readCookie(req.headers.cookie, LANG_COOKIE), req.headers['accept-language']);
+  const lang = langOfRawRequest(req);
   const t = translator(lang);
   const texts = TEXTS[status];
   // A failed GET is worth repeating as it was; a refused upload is not, so that page leads back instead.
@@ -64,10 +63,4 @@ function backTarget(req: IncomingMessage, publicHost: string): string {
   } catch {
     return '/';
   }
-}
-
-function langQuery(url: string): string | undefined {
-  const q = url.indexOf('?');
-  if (q < 0) return undefined;
-  return new URLSearchParams(url.slice(q + 1)).get('lang') ?? undefined;
 }
