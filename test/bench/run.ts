@@ -279,6 +279,14 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
     if (i === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
   }
   out.push('');
+  // Whichever process count serves more on this machine, for each: the ratio no pairing choice can flatter.
+  const best = (names: readonly CaseName[], path: string) => Math.max(0, ...names.map((n) => results.get(`${n} ${path}`)?.requestsPerSecond ?? 0));
+  for (const size of sizesFor(opts)) {
+    const nginx = best(['nginx', 'nginx-workers'], size.path);
+    const kanmon = best(['kanmon', 'kanmon-workers'], size.path);
+    if (nginx > 0 && kanmon > 0) out.push(`best against best, ${size.label}: Kanmon ${kanmon.toFixed(0)} req/s, nginx ${nginx.toFixed(0)} req/s: ${ratio(kanmon, nginx)}`);
+  }
+  out.push('');
   out.push("vs nginx: req/s as a multiple of nginx's with the same number of processes (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
   out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
   out.push(
