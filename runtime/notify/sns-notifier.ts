@@ -1,6 +1,7 @@
 import { PublishCommand, SNSClient, type SNSClientConfig } from '@aws-sdk/client-sns';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { awsClientOptions } from '../aws/client-options.js';
 import type { Notification, Notifier } from './notifier.js';
 
 export interface SnsNotifierOptions {
@@ -54,12 +55,7 @@ export class SnsNotifier implements Notifier {
     const region = opts.region ?? /^arn:aws[a-z-]*:sns:([a-z0-9-]+):/.exec(opts.topicArn)?.[1];
     this.#client =
       opts.client ??
-      new SNSClient({
-        ...(region ? { region } : {}),
-        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-        // A copy: the SDK annotates a static credentials object, which may be frozen.
-        ...(opts.credentials ? { credentials: typeof opts.credentials === 'function' ? opts.credentials : { ...opts.credentials } } : {}),
-      });
+      new SNSClient(awsClientOptions({ region, endpoint: opts.endpoint, credentials: opts.credentials }));
   }
 
   async notify(n: Notification): Promise<void> {

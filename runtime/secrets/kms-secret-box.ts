@@ -1,5 +1,6 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import { awsClientOptions } from '../aws/client-options.js';
 import { setBounded } from '../cache/bounded-map.js';
 import { gcmOpen, gcmSeal, IV_BYTES, TAG_BYTES } from './aes-gcm.js';
 import { SecretOpenError, type SecretBox } from './secret-box.js';
@@ -75,12 +76,7 @@ export function openKmsSecretBox(opts: KmsSecretBoxOptions): SecretBox {
   const region = opts.region ?? regionOfArn(opts.keyId);
   const client =
     opts.client ??
-    new KMSClient({
-      ...(region ? { region } : {}),
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      // A copy: the SDK annotates a static credentials object, which may be frozen.
-      ...(opts.credentials ? { credentials: typeof opts.credentials === 'function' ? opts.credentials : { ...opts.credentials } } : {}),
-    });
+    new KMSClient(awsClientOptions({ region, endpoint: opts.endpoint, credentials: opts.credentials }));
   return new KmsSecretBox(client, opts.keyId, cacheSize, opts.cacheTtlMs ?? 15 * 60_000, opts.timeoutMs ?? 10_000);
 }
 

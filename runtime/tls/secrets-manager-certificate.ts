@@ -5,6 +5,7 @@
  * poll; a new secret version is put into service without a restart.
  */
 import { GetSecretValueCommand, SecretsManagerClient, type SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
+import { awsClientOptions } from '../aws/client-options.js';
 import { describeCertificate, ServerCertificateError, type ServerCertificate } from './server-certificate-documents.js';
 
 /** Secrets Manager is asked this often by each node (one GetSecretValue per poll). @default 5 minutes */
@@ -30,13 +31,7 @@ export class SecretsManagerCertificate {
     const region = opts.region ?? opts.secretArn.split(':')[3];
     this.#client =
       opts.client ??
-      new SecretsManagerClient({
-        ...(region ? { region } : {}),
-        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-        // A copy: the SDK annotates a static credentials object, which may be frozen.
-        ...(opts.credentials ? { credentials: typeof opts.credentials === 'function' ? opts.credentials : { ...opts.credentials } } : {}),
-        maxAttempts: 2,
-      });
+      new SecretsManagerClient({ ...awsClientOptions({ region, endpoint: opts.endpoint, credentials: opts.credentials }), maxAttempts: 2 });
   }
 
   /**
