@@ -34,7 +34,7 @@ import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { AdminMailNotifier } from './notify/admin-mail-notifier.js';
 import { createNotifier } from './notify/create-notifier.js';
 import type { Mailer } from './notify/mailer.js';
-import { CertificateExpiryWarnings } from './ca/expiry-warnings.js';
+import { nodeCertificateExpiryWarnings, type CertificateExpiryWarnings } from './ca/expiry-warnings.js';
 import type { Notifier } from './notify/notifier.js';
 import { clientAddressOf, listenWithProxyProtocol } from './net/index.js';
 import { Metrics, requestCounter, statusClass } from './observability/metrics.js';
@@ -88,10 +88,11 @@ export interface StartOptions {
   readonly notifier?: Notifier;
   /**
    * Set in a cluster worker (runtime/cluster): the primary already did the one-time work and
-   * runs the node-wide jobs (expiry sweeps, self-check, health listener, session gauge) and
-   * the demo backend, whose address it passes here.
+   * runs the node-wide jobs (expiry sweeps and warnings, self-check, health listener, session
+   * gauge) and the demo backend, whose address it passes here. `health` gives the primary's
+   * latest self-check results, which the console's dashboard shows.
    */
-  readonly clusterWorker?: { readonly demoUrl?: string };
+  readonly clusterWorker?: { readonly demoUrl?: string; readonly health?: () => readonly CheckResult[] };
   /** Server certificate timing (ms); tests shorten it. @default poll 30 s, renewal check 60 s, acme-client's ACME polling */
   readonly serverCertificate?: {
     readonly pollMs?: number;
@@ -137,23 +138,9 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const services = createServices({ config, store, secrets, logger, live: { get config() { return currentConfig(); } } });
     adminMailer = services.mailer;
     wireAuditAlerts(services.audit, metrics, notifier);
-    // Client certificates about to lapse: hourly, one node at a time under a store lease.
-    const certificateExpiryWarnings = new CertificateExpiryWarnings({
-      certificates: services.clientCertificates,
-      users: services.users,
-      contacts: services.contacts,
-      documents: store.documents,
-      notifier,
-      ...(services.mailer ? { mailer: services.mailer } : {}),
-      audit: services.audit,
-      // Live settings: read at each run, so a stored config version applies from the next one.
-      thresholdsDays: () => currentConfig().notifications.certificateExpiryDays,
-      renewBeforeDays: () => currentConfig().clientCertificates.renewBeforeDays,
-      onExpiringCount: (n) => metrics.gauge('clientCertificatesExpiring', {}, n),
-      organisation: config.ca.organization ?? config.webauthn.rpName,
-      logger,
-    });
-    cleanups.push(certificateExpiryWarnings.start());
+    // Client certificates about to lapse: hourly, one node at a time under a store lease; in a cluster the primary runs it once for the node.
+    const certificateExpiryWarnings = nodeCertificateExpiryWarnings({ services, documents: store.documents, notifier, metrics, config: currentConfig, logger });
+    if (!opts.clusterWorker) cleanups.push(certificateExpiryWarnings.start());
     await services.signingKeys.ensureActiveKey();
     cleanups.push(services.signingKeys.startBackgroundRefresh(10 * 60_000, (err) => logger.warn({ err }, 'signing keys could not be refreshed')));
 
@@ -404,7 +391,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
       metrics,
       notifier,
     });
-    consoleHealth = () => selfCheck.snapshot();
+    consoleHealth = opts.clusterWorker?.health ?? (() => selfCheck.snapshot());
     const stopSelfCheck = opts.clusterWorker ? () => undefined : selfCheck.start();
     // In a cluster the primary gauges the node's sessions from every worker's count.
     const sessionGauge = opts.clusterWorker ? undefined : setInterval(() => metrics.gauge('activeSessions', {}, services.sessions.activeCount()), 60_000);

@@ -12,6 +12,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { KanmonConfig } from '../config/schema.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Services } from '../services/create-services.js';
 import type { Notifier } from '../notify/notifier.js';
 import { MailDeliveryError, type Mailer } from '../notify/mailer.js';
 import type { AuditLog } from '../services/audit-log.js';
@@ -95,7 +98,10 @@ export class CertificateExpiryWarnings {
   async runOnce(): Promise<ExpiryRun> {
     const { documents } = this.#deps;
     const lease = await acquireLease(documents, { name: EXPIRY_LEASE, holder: this.#holder, ttlMs: LEASE_TTL_MS, now: this.#now() });
-    if (!lease) return { ran: false, warned: [] };
+    if (!lease) {
+      this.#deps.logger.debug({ holder: this.#holder }, 'certificate expiry warnings: another node holds the lease');
+      return { ran: false, warned: [] };
+    }
     try {
       const now = this.#now();
       // Live settings: read once per run, so one run uses one consistent set.
@@ -115,18 +121,19 @@ export class CertificateExpiryWarnings {
         warned.push(await this.#warnUser(certificate, threshold, Math.ceil(remaining / DAY)));
       }
       if (warned.length > 0) await this.#notifyAdministrators(warned);
+      this.#deps.logger.info({ holder: this.#holder, warned: warned.length, expiring: expiringCount }, 'certificate expiry warnings ran');
       return { ran: true, warned, expiringCount };
     } finally {
       await releaseLease(documents, lease).catch((err: unknown) => this.#deps.logger.warn({ err }, 'expiry-warning lease could not be released'));
     }
   }
 
-  /** Runs now (after a short, random delay so a pair started together does not collide) and then every `intervalMs`. */
-  start(intervalMs = 60 * 60_000): () => void {
+  /** Runs soon (after `firstRunDelayMs`: by default a short, random delay so a pair started together does not collide) and then every `intervalMs`. */
+  start(intervalMs = 60 * 60_000, firstRunDelayMs = 5_000 + Math.floor(Math.random() * 25_000)): () => void {
     const tick = () => {
       this.runOnce().catch((err: unknown) => this.#deps.logger.warn({ err }, 'certificate expiry warnings could not run'));
     };
-    const first = setTimeout(tick, 5_000 + Math.floor(Math.random() * 25_000));
+    const first = setTimeout(tick, firstRunDelayMs);
     const timer = setInterval(tick, intervalMs);
     first.unref();
     timer.unref();
@@ -209,4 +216,35 @@ export class CertificateExpiryWarnings {
       details: { serials: warned.map((w) => w.serial) },
     });
   }
+}
+
+/**
+ * The job as a node runs it, from the node's services: live settings are read at each run, and
+ * the count of certificates due for renewal goes to the clientCertificatesExpiring gauge. A
+ * single process starts it itself; in worker mode only the primary does (runtime/cluster).
+ */
+export function nodeCertificateExpiryWarnings(node: {
+  readonly services: Services;
+  readonly documents: DocumentStore;
+  readonly notifier: Notifier;
+  readonly metrics: Metrics;
+  /** The config in force now (the stored config version's live settings). */
+  readonly config: () => KanmonConfig;
+  readonly logger: Logger;
+}): CertificateExpiryWarnings {
+  const { services, config } = node;
+  return new CertificateExpiryWarnings({
+    certificates: services.clientCertificates,
+    users: services.users,
+    contacts: services.contacts,
+    documents: node.documents,
+    notifier: node.notifier,
+    ...(services.mailer ? { mailer: services.mailer } : {}),
+    audit: services.audit,
+    thresholdsDays: () => config().notifications.certificateExpiryDays,
+    renewBeforeDays: () => config().clientCertificates.renewBeforeDays,
+    onExpiringCount: (n) => node.metrics.gauge('clientCertificatesExpiring', {}, n),
+    organisation: config().ca.organization ?? config().webauthn.rpName,
+    logger: node.logger,
+  });
 }

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import cluster, { type Worker } from 'node:cluster';
-import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../config/schema.js';
 import { LiveConfig, startConfigPolling } from '../config/live.js';
+import { nodeCertificateExpiryWarnings } from '../ca/expiry-warnings.js';
 import { AdminMailNotifier } from '../notify/admin-mail-notifier.js';
 import { startDemoGroupware, type DemoGroupware } from '../demo/index.js';
 import { freePort, runCleanups, startNodeJobs, waitDrainDelay } from '../lifecycle.js';
@@ -19,7 +19,7 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { ensureDevCertificates } from '../tls/index.js';
 import { watchStoredCertificate } from '../tls/certificate-watch.js';
-import { notAfterOf } from '../tls/serving-certificate.js';
+import { ServingCertificate, notAfterOf } from '../tls/serving-certificate.js';
 import { clientCertificatesWanted } from '../tls/client-auth.js';
 import { KANMON_VERSION } from '../version.js';
 import { isWorkerMessage, type PrimaryMessage } from './messages.js';
@@ -35,6 +35,12 @@ export interface ClusterOptions {
   readonly sessionReportMs?: number;
   /** Called when workers die faster than they can be replaced; the node is then closed. */
   readonly onGiveUp?: (reason: string) => void;
+  /** How often the primary and the workers look for new certificate files (tls.source "file"); tests shorten it. @default 30000 */
+  readonly certificatePollMs?: number;
+  /** Timing of the client-certificate expiry warnings; tests shorten it. @default first run after 5-30 s, then hourly */
+  readonly certificateExpiryWarnings?: { readonly firstRunDelayMs?: number; readonly intervalMs?: number };
+  /** How often the self-check runs (its results go to every worker's console). @default 60000 */
+  readonly selfCheckIntervalMs?: number;
 }
 
 export interface KanmonCluster {
@@ -74,8 +80,10 @@ const EXIT_MARGIN_MS = 5_000;
  * development CA and server certificate, client-certificate CA, demo backend), then forks
  * `workers` processes that each serve the listener through node:cluster's shared port
  * (round-robin: the primary accepts and hands each connection to the next worker). The
- * node-wide jobs run here once: expiry sweeps, self-check and its notifications, the health
- * listener, the ActiveSessions gauge. A worker that dies is logged, notified and replaced.
+ * node-wide jobs run here once: expiry sweeps, client-certificate expiry warnings, self-check
+ * and its notifications (each run's results are sent to every worker, whose console shows
+ * them), the health listener, the ActiveSessions gauge. A worker that dies is logged,
+ * notified and replaced.
  *
  * The primary never serves a request; the entry script must run `runClusterWorker()` when
  * `cluster.isWorker` (runtime/main.ts does).
@@ -94,7 +102,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
   const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
   const sessionReportMs = opts.sessionReportMs ?? 60_000;
   const cleanups: Array<() => Promise<void> | void> = [];
-  const workers = new Map<number, { worker: Worker; listening: boolean; sessions: number }>();
+  const workers = new Map<number, { worker: Worker; started: boolean; listening: boolean; sessions: number }>();
   let stopping = false;
 
   try {
@@ -112,20 +120,28 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     // Created here once, so workers starting together only ever read it.
     await services.signingKeys.ensureActiveKey();
 
-    let certPem: string | undefined;
+    // The certificate the workers serve, as the primary sees it for readiness and the expiry check.
+    let servedCertificate: { readonly notAfter: Date | undefined } | undefined;
     let devCaCertPath: string | undefined;
     let devCaCreated = false;
+    let certificateFiles: ServingCertificate | undefined;
     if (config.tls.source === 'self-signed-dev') {
       const dev = await ensureDevCertificates(config.dataDir, { hostnames: [new URL(config.server.publicOrigin).hostname] });
-      certPem = dev.certPem;
+      servedCertificate = { notAfter: notAfterOf(dev.certPem) };
       devCaCertPath = dev.caCertPath;
       devCaCreated = dev.caCreated;
     } else if (config.tls.source === 'file') {
-      certPem = readFileSync(config.tls.certFile, 'utf8');
+      // Followed as the workers follow them (same loader, same poll), so a swap of the files shows here too.
+      certificateFiles = await ServingCertificate.open({ source: { kind: 'file', certFile: config.tls.certFile, keyFile: config.tls.keyFile }, logger, ...(opts.certificatePollMs ? { pollMs: opts.certificatePollMs } : {}) });
+      servedCertificate = certificateFiles;
+      cleanups.push(certificateFiles.start());
     }
     // acme and imported certificates are loaded (and renewed) by the workers; the primary watches their expiry.
     const storedCertificate = watchStoredCertificate(config, services.serverCertificates, logger);
-    if (storedCertificate) cleanups.push(() => storedCertificate.stop());
+    if (storedCertificate) {
+      servedCertificate = storedCertificate;
+      cleanups.push(() => storedCertificate.stop());
+    }
     if (config.tls.source !== 'offloaded' && clientCertificatesWanted(config)) await services.ca.ensure();
 
     let demo: DemoGroupware | undefined;
@@ -137,9 +153,11 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
 
     // Sweep, heartbeat and directory sync once for the node (the console lists nodes, not workers).
     cleanups.push(...startNodeJobs({ store, services, logger }));
+    // Client certificates about to lapse: here once for the node, not in every worker (each would try for the lease).
+    const certificateExpiryWarnings = nodeCertificateExpiryWarnings({ services, documents: store.documents, notifier, metrics, config: () => liveConfig?.config ?? config, logger });
+    cleanups.push(certificateExpiryWarnings.start(opts.certificateExpiryWarnings?.intervalMs, opts.certificateExpiryWarnings?.firstRunDelayMs));
 
-    const certNotAfter = certPem ? notAfterOf(certPem) : undefined;
-    const fixedChecks = [storeCheck(store), ...(certPem || storedCertificate ? [certificateCheck(() => certNotAfter ?? storedCertificate?.notAfter, metrics)] : [])];
+    const fixedChecks = [storeCheck(store), ...(servedCertificate ? [certificateCheck(() => servedCertificate.notAfter, metrics)] : [])];
     const live = new LiveConfig<undefined>({ version: 0, config, derived: undefined });
     liveConfig = live;
     const selfCheck = new SelfCheck({
@@ -149,6 +167,20 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
       metrics,
       notifier,
     });
+    // The workers serve the console, whose dashboard shows these results: each run's go to every started worker.
+    const shareHealth = () => {
+      const message: PrimaryMessage = { kanmon: 'health', results: selfCheck.snapshot() };
+      for (const { worker, started } of workers.values()) {
+        if (started && worker.isConnected()) worker.send(message, (err: Error | null) => err && logger.debug({ err, worker: worker.id }, 'self-check results not delivered to a worker'));
+      }
+    };
+    const checkAndShare = () =>
+      selfCheck
+        .runOnce()
+        .then(shareHealth)
+        .catch((err: unknown) => logger.warn({ err }, 'self-check could not run'));
+    // New certificate files are checked at once, as the workers put them into service.
+    certificateFiles?.onChange(() => void checkAndShare());
     // The workers seed and apply the stored versions; the primary follows them for what it checks.
     const configPolling = startConfigPolling<undefined>({
       live,
@@ -157,12 +189,15 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
       build: async () => undefined,
       retire: async () => undefined,
       // New routes are checked at once, not at the next minute.
-      onSwap: () => void selfCheck.runOnce(),
+      onSwap: () => void checkAndShare(),
       onError: (err, version) => logger.warn({ err, version }, 'the primary cannot read this config version; the workers log why'),
     });
     cleanups.push(() => configPolling.stop());
     await configPolling.refresh();
-    cleanups.push(selfCheck.start());
+    void checkAndShare();
+    const selfCheckTimer = setInterval(() => void checkAndShare(), opts.selfCheckIntervalMs ?? 60_000);
+    selfCheckTimer.unref();
+    cleanups.push(() => clearInterval(selfCheckTimer));
 
     // A session's connections are spread over the workers, so each worker sees part of the
     // node's sessions: the largest worker count is the closest lower bound without sharing ids.
@@ -183,7 +218,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
         proxyProtocol: config.server.proxyProtocol,
         readiness: {
           draining: () => stopping,
-          certificateLoaded: () => !!certPem || !!storedCertificate?.notAfter || config.tls.source === 'offloaded',
+          certificateLoaded: () => !!servedCertificate?.notAfter || config.tls.source === 'offloaded',
           // Routes served right now: none while no worker is listening (all died, or still starting).
           routeCount: () => (listeningCount() > 0 ? live.config.routes.length : 0),
         },
@@ -192,7 +227,15 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     }
 
     // --- workers -------------------------------------------------------------------
-    const startMessage: PrimaryMessage = { kanmon: 'start', config, ...(demo ? { demoUrl: demo.url } : {}), sessionReportMs };
+    // With the latest self-check results, so a worker started later (a replacement) shows them at once.
+    const startMessage = (): PrimaryMessage => ({
+      kanmon: 'start',
+      config,
+      ...(demo ? { demoUrl: demo.url } : {}),
+      sessionReportMs,
+      health: selfCheck.snapshot(),
+      ...(opts.certificatePollMs ? { certificatePollMs: opts.certificatePollMs } : {}),
+    });
     const waiters = new Set<() => void>();
     const notifyWaiters = () => {
       for (const w of waiters) w();
@@ -204,7 +247,7 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
 
     const fork = () => {
       const worker = cluster.fork();
-      const entry = { worker, listening: false, sessions: 0 };
+      const entry = { worker, started: false, listening: false, sessions: 0 };
       workers.set(worker.id, entry);
       const startTimer = setTimeout(() => {
         logger.error({ worker: worker.id, pid: worker.process.pid, startTimeoutMs }, 'worker did not start listening in time; killing it');
@@ -213,7 +256,8 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
       worker.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return;
         if (m.kanmon === 'awaiting-start') {
-          worker.send(startMessage);
+          worker.send(startMessage());
+          entry.started = true;
         } else if (m.kanmon === 'listening') {
           clearTimeout(startTimer);
           entry.listening = true;

@@ -1,7 +1,8 @@
 import cluster from 'node:cluster';
 import { pino } from 'pino';
 import { startKanmon, type KanmonApp } from '../app.js';
-import { isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
+import type { CheckResult } from '../observability/self-check.js';
+import { checkResultsOf, isPrimaryMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
 /**
  * A cluster worker's whole life: wait for the primary's start message, serve the listener
@@ -14,10 +15,17 @@ export async function runClusterWorker(): Promise<void> {
   const send = (m: WorkerMessage) => {
     if (process.connected) process.send!(m);
   };
+  // The primary's latest self-check results: with the start message, then after each of its runs.
+  let health: readonly CheckResult[] = [];
+  process.on('message', (m: unknown) => {
+    if (isPrimaryMessage(m) && m.kanmon === 'health') health = checkResultsOf(m.results);
+  });
   const start = await new Promise<Extract<PrimaryMessage, { kanmon: 'start' }>>((resolve) => {
     const onMessage = (m: unknown) => {
       if (isPrimaryMessage(m) && m.kanmon === 'start') {
         process.off('message', onMessage);
+        // Here, not after the await: a 'health' message right behind this one must not be overwritten by it.
+        health = checkResultsOf(m.health);
         resolve(m);
       }
     };
@@ -29,7 +37,11 @@ export async function runClusterWorker(): Promise<void> {
 
   let app: KanmonApp;
   try {
-    app = await startKanmon(start.config, { logger, clusterWorker: start.demoUrl ? { demoUrl: start.demoUrl } : {} });
+    app = await startKanmon(start.config, {
+      logger,
+      clusterWorker: { ...(start.demoUrl ? { demoUrl: start.demoUrl } : {}), health: () => health },
+      ...(start.certificatePollMs ? { serverCertificate: { pollMs: start.certificatePollMs } } : {}),
+    });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     logger.error({ err }, 'worker failed to start');
