@@ -208,6 +208,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
           const tls = upstreamTlsOptions(route, { logger: logger.child({}, { level: 'silent' }) });
           return { url: upstreamUrl(route.upstream), ...(tls ? { tls: { ...tls } } : {}) };
         },
+        // Jars are trusted per node as long as sessions are: a signed-in request costs no store read.
+        cacheSeconds: () => live.config.session.cacheSeconds,
       },
       () => live.config.routes,
     );

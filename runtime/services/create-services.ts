@@ -157,7 +157,8 @@ export function createServices(deps: {
     ...(mailer ? { mailer } : {}),
     adminConsole: new AdminConsoleService({ store, audit, sessions, idleTimeoutSeconds: () => live.config.session.idleTimeoutSeconds, now }),
     adminReauth: new AdminReauthService({ store, rp, audit, metadata, now }),
-    upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: () => live.config.routes, now }),
+    // Trusted per node for as long as a session is (session.cacheSeconds): a signed-in request costs no store read.
+    upstreamCredentials: new UpstreamCredentialService({ documents: store.documents, secrets: deps.secrets, audit, routes: () => live.config.routes, now, cacheSeconds: () => live.config.session.cacheSeconds }),
     serverCertificates: new ServerCertificateService({
       tls: config.tls,
       documents: store.documents,

@@ -13,11 +13,18 @@ import type { DocumentStore, User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
 import { CLI_CONTEXT, type RequestContext } from './request-context.js';
+import { ExpiringCache } from '../upstream-auth/expiring-cache.js';
 
 export const CREDENTIAL_KIND = 'upstream-auth-credential';
 /** Single-use tokens of the credentials form: a replayed or forged post is refused. */
 export const FORM_TOKEN_KIND = 'upstream-auth-form';
 const FORM_TOKEN_TTL_MS = 30 * 60_000;
+
+/**
+ * Bounds of the per-node cache of opened credentials. An entry holds at most a user name and
+ * a secret of UPSTREAM_AUTH_LIMITS' lengths, so the byte bound is what limits memory.
+ */
+export const CREDENTIAL_CACHE_LIMITS = { maxEntries: 10_000, maxBytes: 8 * 1024 * 1024 } as const;
 
 /** Whose credentials: one user's, or the set's shared service account. */
 export type CredentialOwner = { readonly kind: 'user'; readonly userId: string } | { readonly kind: 'shared' };
@@ -41,6 +48,8 @@ export interface ResolvedCredentials {
   readonly username: string;
   readonly secret: string;
   readonly rejectedAt?: number;
+  /** The stored version these came from, so a refusal marks only them (not credentials replaced meanwhile). */
+  readonly version: number;
 }
 
 interface CredentialBody {
@@ -56,10 +65,23 @@ interface SealedPayload {
   readonly secret: string;
 }
 
+/** What the cache keeps per credential set and owner: the opened credentials, or null for "none stored". */
+type Opened = { readonly payload: SealedPayload; readonly rejectedAt?: number; readonly version: number } | null;
+
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export class UpstreamCredentialService {
   #routeIndex: { readonly from: readonly RouteConfig[]; readonly byId: ReadonlyMap<string, RouteConfig> } | undefined;
+  /**
+   * Opened credentials (and "none stored") per credential set and owner, so a proxied request
+   * costs no store read nor secret-box open. Changes made through this service drop the entry
+   * at once; a change made on another node is seen once the entry is older than the bound.
+   */
+  readonly #cache: ExpiringCache<string, Opened>;
+  /** One store read per key at a time, however many requests of a page arrive together. */
+  readonly #inflight = new Map<string, Promise<Opened>>();
+  /** Bumped by every change made here: a read that started before it must not be cached. */
+  #generation = 0;
 
   constructor(
     private readonly deps: {
@@ -69,8 +91,22 @@ export class UpstreamCredentialService {
       /** The routes, or a getter of the live ones (runtime/config/live.ts), read at each use. */
       readonly routes: readonly RouteConfig[] | (() => readonly RouteConfig[]);
       readonly now?: () => number;
+      /**
+       * How long this node trusts credentials it read, in seconds, or a getter of a live
+       * setting (Kanmon passes session.cacheSeconds). 0: read the store at every use. @default 0
+       */
+      readonly cacheSeconds?: number | (() => number);
     },
-  ) {}
+  ) {
+    const cacheSeconds = deps.cacheSeconds ?? 0;
+    this.#cache = new ExpiringCache<string, Opened>({
+      ttlMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000,
+      ...CREDENTIAL_CACHE_LIMITS,
+      // UTF-16 code units plus the entry's bookkeeping.
+      sizeOf: (v) => 2 * ((v?.payload.username.length ?? 0) + (v?.payload.secret.length ?? 0)) + 128,
+      now: () => this.now(),
+    });
+  }
 
   /** Routes with upstream sign-in by id, as they are now (rebuilt only when the route list was swapped). */
   private get routes(): ReadonlyMap<string, RouteConfig> {
@@ -136,7 +172,11 @@ export class UpstreamCredentialService {
     const payload: SealedPayload = { username, secret };
     const sealed = await this.deps.secrets.seal(new TextEncoder().encode(JSON.stringify(payload)), sealContext(set, owner));
     const body: CredentialBody = { sealed, ...(username ? { username } : {}), updatedAt: this.now(), updatedBy: opts.actor };
-    await this.deps.documents.put({ kind: CREDENTIAL_KIND, id: docId(set, owner), body: JSON.stringify(body) }, { now: this.now() });
+    try {
+      await this.deps.documents.put({ kind: CREDENTIAL_KIND, id: docId(set, owner), body: JSON.stringify(body) }, { now: this.now() });
+    } finally {
+      this.#forget(set, owner);
+    }
     await this.deps.audit.record({
       type: 'upstream.credentials.set',
       result: 'success',
@@ -150,7 +190,12 @@ export class UpstreamCredentialService {
   /** Removes stored credentials; false when there were none. */
   async clear(route: RouteConfig, owner: CredentialOwner, opts: { readonly actor: string; readonly user?: User; readonly context?: RequestContext }): Promise<boolean> {
     const set = setOf(route);
-    const removed = await this.deps.documents.delete(CREDENTIAL_KIND, docId(set, owner));
+    let removed: boolean;
+    try {
+      removed = await this.deps.documents.delete(CREDENTIAL_KIND, docId(set, owner));
+    } finally {
+      this.#forget(set, owner);
+    }
     await this.deps.audit.record({
       type: 'upstream.credentials.clear',
       result: 'success',
@@ -173,14 +218,47 @@ export class UpstreamCredentialService {
     const owners: CredentialOwner[] =
       auth.credentials === 'user' ? [{ kind: 'user', userId: user.id }] : auth.credentials === 'shared' ? [{ kind: 'shared' }] : [{ kind: 'user', userId: user.id }, { kind: 'shared' }];
     for (const owner of owners) {
-      const doc = await this.read(auth.credentialSet, owner);
-      if (!doc) continue;
-      const opened = await this.deps.secrets.open(doc.body.sealed, sealContext(auth.credentialSet, owner));
-      const payload = JSON.parse(new TextDecoder().decode(opened)) as SealedPayload;
+      const opened = await this.#opened(auth.credentialSet, owner);
+      if (!opened) continue;
+      const { payload } = opened;
       const username = owner.kind === 'user' && auth.usernameTemplate !== undefined ? applyUsernameTemplate(auth.usernameTemplate, user.username) : payload.username;
-      return { set: auth.credentialSet, owner, username, secret: payload.secret, ...(doc.body.rejectedAt !== undefined ? { rejectedAt: doc.body.rejectedAt } : {}) };
+      return { set: auth.credentialSet, owner, username, secret: payload.secret, version: opened.version, ...(opened.rejectedAt !== undefined ? { rejectedAt: opened.rejectedAt } : {}) };
     }
     return undefined;
+  }
+
+  /** The opened credentials of one set and owner: from this node's cache while fresh, else from the store. */
+  #opened(set: string, owner: CredentialOwner): Promise<Opened> {
+    const key = docId(set, owner);
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) return Promise.resolve(hit);
+    const pending = this.#inflight.get(key);
+    if (pending) return pending;
+    const generation = this.#generation;
+    const fetchedAt = this.now();
+    const p = (async (): Promise<Opened> => {
+      const doc = await this.read(set, owner);
+      let opened: Opened = null;
+      if (doc) {
+        const plain = await this.deps.secrets.open(doc.body.sealed, sealContext(set, owner));
+        opened = { payload: JSON.parse(new TextDecoder().decode(plain)) as SealedPayload, version: doc.version, ...(doc.body.rejectedAt !== undefined ? { rejectedAt: doc.body.rejectedAt } : {}) };
+      }
+      // A change made here while this read was under way wins: what was read may be older than it.
+      if (generation === this.#generation) this.#cache.set(key, opened, fetchedAt);
+      return opened;
+    })().finally(() => {
+      if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+    });
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  /** A change made on this node: its next request reads the store. */
+  #forget(set: string, owner: CredentialOwner): void {
+    const key = docId(set, owner);
+    this.#generation++;
+    this.#cache.delete(key);
+    this.#inflight.delete(key);
   }
 
   /**
@@ -190,7 +268,8 @@ export class UpstreamCredentialService {
    */
   async markRejected(route: RouteConfig, user: User, used: ResolvedCredentials, detail: string, context?: RequestContext): Promise<void> {
     const current = await this.deps.documents.get(CREDENTIAL_KIND, docId(used.set, used.owner), this.now());
-    if (current) {
+    // Only the version that was refused: credentials replaced since (here or on another node) deserve their own try.
+    if (current && current.version === used.version) {
       const body = JSON.parse(current.body) as CredentialBody;
       try {
         await this.deps.documents.put(
@@ -201,6 +280,7 @@ export class UpstreamCredentialService {
         // Replaced or removed meanwhile: the new credentials deserve their own try.
       }
     }
+    this.#forget(used.set, used.owner);
     await this.deps.audit.record({
       type: 'upstream.signin',
       result: 'failure',

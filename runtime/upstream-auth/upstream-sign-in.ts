@@ -72,8 +72,11 @@ export interface UpstreamSignInOptions {
   readonly logger: Logger;
   /** How a route's upstream is reached: its URL (the demo's resolved) and TLS connect options. */
   readonly upstreamOf: (route: RouteConfig) => { readonly url: string; readonly tls?: Readonly<Record<string, unknown>> };
-  /** How long a node trusts its cached copy of a jar before re-reading the store. @default 2000 */
-  readonly jarCacheMs?: number;
+  /**
+   * How long this node trusts its cached copy of a jar before re-reading the store, in
+   * seconds, or a getter of a live setting (Kanmon passes session.cacheSeconds). @default 5
+   */
+  readonly cacheSeconds?: number | (() => number);
   readonly now?: () => number;
 }
 
@@ -96,7 +99,8 @@ export class UpstreamSignIn {
     routes: readonly RouteConfig[] | (() => readonly RouteConfig[]),
   ) {
     this.#now = opts.now ?? Date.now;
-    this.#jars = new JarStore(opts.documents, { cacheMs: opts.jarCacheMs ?? 2000, maxEntries: 10_000, now: this.#now });
+    const cacheSeconds = opts.cacheSeconds ?? 5;
+    this.#jars = new JarStore(opts.documents, { cacheMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000, now: this.#now });
     this.#routes = typeof routes === 'function' ? routes : () => routes;
   }
 
