@@ -22,14 +22,21 @@ export interface ClusterChild {
 
 export { freePort } from '../../support/ports.js';
 
-/** Starts the node; resolves when `until` matches a line of its output (or rejects when it exits first). */
-export async function startClusterChild(dataDir: string, config: object, until: RegExp, opts: { port?: number } = {}): Promise<ClusterChild> {
+/** The real entry; the worker processes run the same file. */
+export const MAIN_ENTRY = 'runtime/main.ts';
+
+/**
+ * Starts the node; resolves when `until` matches a line of its output (or rejects when it exits
+ * first). `entry` is the script to run (relative to the repository), `env` extra variables.
+ */
+export async function startClusterChild(dataDir: string, config: object, until: RegExp, opts: { port?: number; entry?: string; env?: Record<string, string> } = {}): Promise<ClusterChild> {
   const port = opts.port ?? (await freePort());
   const healthPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', opts.entry ?? MAIN_ENTRY], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
+      ...opts.env,
       KANMON_CONFIG_JSON: JSON.stringify(config),
       KANMON_DATA_DIR: dataDir,
       KANMON_PORT: String(port),
@@ -76,10 +83,10 @@ export async function startClusterChild(dataDir: string, config: object, until: 
 }
 
 /**
- * Pids of the cluster's workers: the primary's children that run runtime/main.ts (tsx's
- * loader keeps a transform service as a child of its own, which is not a worker).
+ * Pids of the cluster's workers: the primary's children that run its entry (tsx's loader keeps
+ * a transform service as a child of its own, which is not a worker).
  */
-export function childPids(pid: number): number[] {
+export function childPids(pid: number, entry = MAIN_ENTRY): number[] {
   const out: number[] = [];
   try {
     for (const task of readdirSync(`/proc/${pid}/task`)) {
@@ -91,7 +98,7 @@ export function childPids(pid: number): number[] {
   }
   return out.filter((child) => {
     try {
-      return readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').some((arg) => arg.endsWith('runtime/main.ts'));
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0').some((arg) => arg.endsWith(entry));
     } catch {
       return false;
     }
