@@ -8,29 +8,16 @@
  * No assertion here is about time: the delay step is 0, and "alike" means the same statuses,
  * bodies and lock behaviour, step by step.
  */
-import * as otplib from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../../../runtime/cli/commands.js';
 import type { Notification } from '../../../runtime/notify/notifier.js';
 import type { AuditEvent, User } from '../../../runtime/store/types.js';
 import { KanmonHarness, sessionCookieFrom, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
+import { recordNotifications } from '../../support/notifications.js';
 import type { SoftAuthenticator } from '../../support/soft-authenticator.js';
+import { appCode, wrongCode } from '../../support/totp-app.js';
 
 const MAX_PER_USER = 3;
-
-/** The code an app holding `secret` shows `steps` steps from now. */
-function code(secret: string, steps = 0): Promise<string> {
-  return otplib.generate({ secret, epoch: Math.floor(Date.now() / 1000) + steps * 30 });
-}
-
-/** A code the app does not show now or within the tolerance either side. */
-async function wrongCode(secret: string): Promise<string> {
-  const valid = new Set(await Promise.all([-1, 0, 1, 2].map((s) => code(secret, s))));
-  for (let n = 0; ; n++) {
-    const candidate = String(n).padStart(6, '0');
-    if (!valid.has(candidate)) return candidate;
-  }
-}
 
 function withoutRequestId(res: HttpAnswer): unknown {
   const { requestId: _ignored, ...rest } = res.json<Record<string, unknown>>();
@@ -44,16 +31,6 @@ async function cli(h: KanmonHarness, ...argv: string[]): Promise<string[]> {
   return lines;
 }
 
-function listen(h: KanmonHarness): Notification[] {
-  const seen: Notification[] = [];
-  const original = h.app.notifier.notify.bind(h.app.notifier);
-  h.app.notifier.notify = async (n) => {
-    seen.push(n);
-    return original(n);
-  };
-  return seen;
-}
-
 describe('the user lock', () => {
   let h: KanmonHarness;
   let notifications: Notification[];
@@ -65,7 +42,7 @@ describe('the user lock', () => {
     expect((await h.post('/.kanmon/api/account/totp/enroll', {}, { cookie })).status).toBe(200);
     const page = await h.get('/.kanmon/account/totp', { cookie });
     const secret = /<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1]!.replace(/ /g, '');
-    expect((await h.post('/.kanmon/api/account/totp/confirm', { code: await code(secret) }, { cookie })).status).toBe(200);
+    expect((await h.post('/.kanmon/api/account/totp/confirm', { code: await appCode(secret) }, { cookie })).status).toBe(200);
     const codes = (await h.post('/.kanmon/api/account/recovery-codes/generate', {}, { cookie })).json().codes as string[];
     const key = softAuthenticatorFor(h);
     const options = (await h.post('/.kanmon/api/account/passkeys/options', {}, { cookie })).json();
@@ -83,7 +60,7 @@ describe('the user lock', () => {
       // The address limit stays out of the way here: every request comes from 127.0.0.1.
       loginProtection: { maxFailuresPerUser: MAX_PER_USER, maxFailuresPerAddress: 1000, delayStepMs: 0 },
     });
-    notifications = listen(h);
+    notifications = recordNotifications(h.app);
   });
   afterAll(async () => h?.close());
 
@@ -93,7 +70,7 @@ describe('the user lock', () => {
     const failuresBefore = h.app.metrics.read('loginFailure', { Method: 'otp' });
     const answers: HttpAnswer[] = [];
     for (let i = 0; i < MAX_PER_USER; i++) answers.push(await h.post('/.kanmon/api/login/totp', { username: 'guessed', code: wrong }));
-    const right = await h.post('/.kanmon/api/login/totp', { username: 'guessed', code: await code(secret, 1) });
+    const right = await h.post('/.kanmon/api/login/totp', { username: 'guessed', code: await appCode(secret, 1) });
     for (const res of [...answers, right]) {
       expect(res.status).toBe(401);
       expect(withoutRequestId(res)).toEqual(withoutRequestId(answers[0]!));
@@ -150,7 +127,7 @@ describe('the user lock', () => {
     const { user, secret } = await enrolledUser('unlockme');
     const wrong = await wrongCode(secret);
     for (let i = 0; i < MAX_PER_USER; i++) await h.post('/.kanmon/api/login/totp', { username: 'unlockme', code: wrong });
-    const right = await code(secret, 1);
+    const right = await appCode(secret, 1);
     expect((await h.post('/.kanmon/api/login/totp', { username: 'unlockme', code: right })).status).toBe(401);
 
     const listed = await cli(h, 'user', 'list');
@@ -180,7 +157,7 @@ describe('the user lock', () => {
     const { secret } = await enrolledUser('typo');
     const wrong = await wrongCode(secret);
     for (let i = 0; i < MAX_PER_USER - 1; i++) await h.post('/.kanmon/api/login/totp', { username: 'typo', code: wrong });
-    expect((await h.post('/.kanmon/api/login/totp', { username: 'typo', code: await code(secret, 1) })).status).toBe(200);
+    expect((await h.post('/.kanmon/api/login/totp', { username: 'typo', code: await appCode(secret, 1) })).status).toBe(200);
     for (let i = 0; i < MAX_PER_USER - 1; i++) await h.post('/.kanmon/api/login/totp', { username: 'typo', code: wrong });
     expect(await h.app.services.loginGuard.lockedUntil('typo')).toBeUndefined();
   });
@@ -225,7 +202,7 @@ describe('the address lock', () => {
 
   beforeAll(async () => {
     h = await KanmonHarness.start({ loginProtection: { maxFailuresPerUser: 100, maxFailuresPerAddress: 3, delayStepMs: 0 } });
-    notifications = listen(h);
+    notifications = recordNotifications(h.app);
   });
   afterAll(async () => h?.close());
 

@@ -10,6 +10,7 @@ import type { Notification } from '../../../runtime/notify/notifier.js';
 import { sessionIdFromToken } from '../../../runtime/services/sessions.js';
 import type { User } from '../../../runtime/store/types.js';
 import { KanmonHarness, sessionCookieFrom, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
+import { recordNotifications } from '../../support/notifications.js';
 
 // Counts scrypt runs, so the unknown-user path can be compared with the known one.
 vi.mock('node:crypto', async (importOriginal) => {
@@ -19,7 +20,7 @@ vi.mock('node:crypto', async (importOriginal) => {
 
 let h: KanmonHarness;
 let adminCookie: string;
-const notifications: Notification[] = [];
+let notifications: Notification[];
 
 async function userWithCodes(username: string): Promise<{ user: User; cookie: string; codes: string[] }> {
   const user = await h.app.services.users.addUser({ username });
@@ -39,11 +40,7 @@ beforeAll(async () => {
     routes: [{ id: 'groupware', match: { pathPrefix: '/' }, upstream: 'demo', policy: { factors: [['passkey'], ['otp']] } }],
   });
   // Listen to what administrators are told, next to the configured (log) notifier.
-  const original = h.app.notifier.notify.bind(h.app.notifier);
-  h.app.notifier.notify = async (n) => {
-    notifications.push(n);
-    return original(n);
-  };
+  notifications = recordNotifications(h.app);
   ({ cookie: adminCookie } = await h.enrollAdmin(softAuthenticatorFor(h)));
 });
 afterAll(async () => h?.close());

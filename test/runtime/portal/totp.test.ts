@@ -9,6 +9,7 @@ import { runCommand } from '../../../runtime/cli/commands.js';
 import { sessionIdFromToken } from '../../../runtime/services/sessions.js';
 import type { User } from '../../../runtime/store/types.js';
 import { KanmonHarness, sessionCookieFrom, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
+import { appCode } from '../../support/totp-app.js';
 
 // Counts otplib verifications, so the unknown-user path can be compared with the known one.
 vi.mock('otplib', async (importOriginal) => {
@@ -20,18 +21,13 @@ let h: KanmonHarness;
 let adminCookie: string;
 let admin: User;
 
-/** The code an app holding `secret` shows `steps` steps from now (0 and +1 stay valid across a step boundary). */
-function code(secret: string, steps = 0): Promise<string> {
-  return otplib.generate({ secret, epoch: Math.floor(Date.now() / 1000) + steps * 30 });
-}
-
 /** Sets up TOTP for the session's user the way the pages do; returns the Base32 secret. */
 async function enrollTotp(cookie: string): Promise<string> {
   expect((await h.post('/.kanmon/api/account/totp/enroll', {}, { cookie })).status).toBe(200);
   const page = await h.get('/.kanmon/account/totp', { cookie });
   expect(page.status).toBe(200);
   const secret = /<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(page.text)![1]!.replace(/ /g, '');
-  const confirm = await h.post('/.kanmon/api/account/totp/confirm', { code: await code(secret) }, { cookie });
+  const confirm = await h.post('/.kanmon/api/account/totp/confirm', { code: await appCode(secret) }, { cookie });
   expect(confirm.status).toBe(200);
   return secret;
 }
@@ -98,10 +94,10 @@ describe('authenticator app setup', () => {
     await h.post('/.kanmon/api/account/totp/enroll', {}, { cookie });
     const page = await h.get('/.kanmon/account/totp', { cookie });
     const secret = /<code id="totp-secret">([^<]+)<\/code>/.exec(page.text)![1]!.replace(/ /g, '');
-    const wrong = await h.post('/.kanmon/api/account/totp/confirm', { code: await code(secret, 3) }, { cookie });
+    const wrong = await h.post('/.kanmon/api/account/totp/confirm', { code: await appCode(secret, 3) }, { cookie });
     expect(wrong.status).toBe(400);
     expect(await h.app.services.totp.isEnabled(user.id)).toBe(false);
-    expect((await h.post('/.kanmon/api/account/totp/confirm', { code: await code(secret) }, { cookie })).status).toBe(200);
+    expect((await h.post('/.kanmon/api/account/totp/confirm', { code: await appCode(secret) }, { cookie })).status).toBe(200);
     expect((await h.get('/.kanmon/api/account/totp', { cookie })).json()).toMatchObject({ enabled: true, pending: false });
     expect((await h.get('/.kanmon/account/totp', { cookie })).text).toContain('id="totp-already"');
     expect((await h.post('/.kanmon/api/account/totp/enroll', {}, { cookie })).status).toBe(409);
@@ -139,7 +135,7 @@ describe('signing in with an authenticator app code', () => {
 
   it('signs in with username and code; the session proves otp, and the policy admits it where otp is allowed', async () => {
     const { secret } = await userWithTotp('taro');
-    const res = await h.post('/.kanmon/api/login/totp', { username: 'Taro', code: await code(secret, 1), returnTo: '/form' });
+    const res = await h.post('/.kanmon/api/login/totp', { username: 'Taro', code: await appCode(secret, 1), returnTo: '/form' });
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ redirect: '/form' });
     expect(await sessionMethods(res)).toEqual(['otp']);
@@ -162,7 +158,7 @@ describe('signing in with an authenticator app code', () => {
 
   it('refuses the same code twice (replay), for the same user', async () => {
     const { secret } = await userWithTotp('replayer');
-    const c = await code(secret, 1);
+    const c = await appCode(secret, 1);
     expect((await h.post('/.kanmon/api/login/totp', { username: 'replayer', code: c })).status).toBe(200);
     const again = await h.post('/.kanmon/api/login/totp', { username: 'replayer', code: c });
     expect(again.status).toBe(401);
@@ -175,15 +171,15 @@ describe('signing in with an authenticator app code', () => {
   it("refuses one user's code for another user", async () => {
     const a = await userWithTotp('ichiro');
     await userWithTotp('jiro');
-    const res = await h.post('/.kanmon/api/login/totp', { username: 'jiro', code: await code(a.secret, 1) });
+    const res = await h.post('/.kanmon/api/login/totp', { username: 'jiro', code: await appCode(a.secret, 1) });
     expect(res.status).toBe(401);
     // Ichiro's code is still his to use.
-    expect((await h.post('/.kanmon/api/login/totp', { username: 'ichiro', code: await code(a.secret, 1) })).status).toBe(200);
+    expect((await h.post('/.kanmon/api/login/totp', { username: 'ichiro', code: await appCode(a.secret, 1) })).status).toBe(200);
   });
 
   it('steps up a passkey session: the new session carries both methods and has a new id', async () => {
     const secret = await enrollTotp(adminCookie);
-    const res = await h.post('/.kanmon/api/login/totp', { username: 'admin', code: await code(secret, 1) }, { cookie: adminCookie });
+    const res = await h.post('/.kanmon/api/login/totp', { username: 'admin', code: await appCode(secret, 1) }, { cookie: adminCookie });
     expect(res.status).toBe(200);
     // The administrator's passkey is device-bound (BE = 0), so its evidence and RFC 8176 'hwk' carry over too.
     expect(await sessionMethods(res)).toEqual(['passkey', 'otp', 'hwk']);
@@ -197,7 +193,7 @@ describe('signing in with an authenticator app code', () => {
 
   it('does not carry another user’s methods into the new session', async () => {
     const { secret } = await userWithTotp('hanako');
-    const res = await h.post('/.kanmon/api/login/totp', { username: 'hanako', code: await code(secret, 1) }, { cookie: await h.sessionCookie(admin) });
+    const res = await h.post('/.kanmon/api/login/totp', { username: 'hanako', code: await appCode(secret, 1) }, { cookie: await h.sessionCookie(admin) });
     expect(res.status).toBe(200);
     expect(await sessionMethods(res)).toEqual(['otp']);
   });
@@ -336,7 +332,7 @@ describe('the last passkey and the administrator', () => {
     const io = { out: (l: string) => lines.push(l) };
     expect(await runCommand(['user', 'totp', 'reset', 'forgetful'], h.app.services, h.app.config, io)).toBe(0);
     expect(lines).toEqual(['removed the authenticator app of forgetful; they can set one up again on the account page']);
-    expect((await h.post('/.kanmon/api/login/totp', { username: 'forgetful', code: await code(secret, 1) })).status).toBe(401);
+    expect((await h.post('/.kanmon/api/login/totp', { username: 'forgetful', code: await appCode(secret, 1) })).status).toBe(401);
     expect(await runCommand(['user', 'totp', 'reset', 'forgetful'], h.app.services, h.app.config, io)).toBe(0);
     expect(lines[1]).toBe('forgetful had no authenticator app; nothing to remove');
     const [event] = await h.app.store.audit.list({ userId: user.id, limit: 1 });
