@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { createServer, type Server } from 'node:http';
 import { KanmonHarness } from '../../support/kanmon-harness.js';
+import { freePort } from '../../support/ports.js';
 import type { Notification, Notifier } from '../../../runtime/notify/notifier.js';
 
 const harnesses: KanmonHarness[] = [];
@@ -152,14 +153,3 @@ describe('plain HTTP listener', () => {
     await evil.body.dump();
   });
 });
-
-async function freePort(): Promise<number> {
-  const { createServer: net } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
