@@ -210,6 +210,8 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         },
         // Jars are trusted per node as long as sessions are: a signed-in request costs no store read.
         cacheSeconds: () => live.config.session.cacheSeconds,
+        // The store failing under a sign-in is answered as the gateway answers it (503, the store-outage page, Retry-After).
+        storeUnavailable: { request: (req, res, err) => gateway.fail(req, res, err), upgrade: (socket, err) => gateway.failUpgrade(socket, err) },
       },
       () => live.config.routes,
     );

@@ -151,10 +151,15 @@ export class Gateway {
       },
       (err) => {
         this.deps.logger.error({ err }, 'upgrade could not be authorized');
-        const retryAfter = err instanceof StoreUnavailableError ? STORE_RETRY_AFTER : '5';
-        socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        this.failUpgrade(socket, err);
       },
     );
+  }
+
+  /** A handshake that failed for want of the store (or otherwise): 503 with Retry-After. Upstream sign-in answers its store failures with this too. */
+  failUpgrade(socket: Duplex, err: unknown): void {
+    const retryAfter = err instanceof StoreUnavailableError ? STORE_RETRY_AFTER : '5';
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   }
 
   private async authorize(req: IncomingMessage): Promise<
@@ -253,7 +258,8 @@ export class Gateway {
     sendPage(req, res, status, body);
   }
 
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  /** A request that failed for want of the store (or otherwise): 503 and a page. Upstream sign-in answers its store failures with this too. */
+  fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
     // The store could not be read: fail closed, never forward without a verified session.
     this.deps.logger.error({ err, url: req.url?.split('?')[0] }, 'gateway could not authorize a request');
     if (res.headersSent) {

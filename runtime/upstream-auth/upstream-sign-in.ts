@@ -77,6 +77,15 @@ export interface UpstreamSignInOptions {
    * seconds, or a getter of a live setting (Kanmon passes session.cacheSeconds). @default 5
    */
   readonly cacheSeconds?: number | (() => number);
+  /**
+   * How a store failure under a request or handshake is answered: the gateway's own answer
+   * (runtime/gateway/gateway.ts, 503 with Retry-After and the store-outage page), so a user sees
+   * the same whichever read failed. Other failures get this module's sign-in pages.
+   */
+  readonly storeUnavailable: {
+    request(req: IncomingMessage, res: ServerResponse, err: StoreUnavailableError): void;
+    upgrade(socket: Duplex, err: StoreUnavailableError): void;
+  };
   readonly now?: () => number;
 }
 
@@ -113,10 +122,14 @@ export class UpstreamSignIn {
 
   /** Forwards one request of a route with upstreamAuth. Never throws; failures become pages. */
   forward(req: IncomingMessage, res: ServerResponse, x: SignInExchange): void {
-    this.#forward(req, res, x).catch((err: unknown) => {
-      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
-      this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
-    });
+    this.#forward(req, res, x).catch((err: unknown) => this.#failed(req, res, x, err));
+  }
+
+  /** A request whose sign-in threw: the store's outage answer when the store failed, else the sign-in page. */
+  #failed(req: IncomingMessage, res: ServerResponse, x: SignInExchange, err: unknown): void {
+    if (err instanceof StoreUnavailableError) return this.opts.storeUnavailable.request(req, res, err);
+    this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
+    this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
   }
 
   /**
@@ -128,8 +141,10 @@ export class UpstreamSignIn {
    */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, x: SignInUpgrade): void {
     this.#upgrade(req, socket, head, x).catch((err: unknown) => {
-      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in for an upgrade failed unexpectedly');
-      refuseUpgrade(socket, err instanceof StoreUnavailableError ? '503 Service Unavailable' : '502 Bad Gateway');
+      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in for an upgrade failed');
+      if (socket.destroyed) return;
+      if (err instanceof StoreUnavailableError) return this.opts.storeUnavailable.upgrade(socket, err);
+      refuseUpgrade(socket, '502 Bad Gateway');
     });
   }
 
@@ -293,10 +308,7 @@ export class UpstreamSignIn {
         return;
       }
       this.#forwardWithJar(req, res, x, auth, creds, jarId, await this.#jars.get(jarId), true);
-    })().catch((err: unknown) => {
-      this.opts.logger.error({ err, route: x.route.id, requestId: x.ctx.requestId }, 'upstream sign-in failed unexpectedly');
-      this.#page(req, res, 502, 'upstream.signIn.unavailable', x.ctx.requestId);
-    });
+    })().catch((err: unknown) => this.#failed(req, res, x, err));
   }
 
   /**
