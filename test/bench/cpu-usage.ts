@@ -62,19 +62,31 @@ function statFields(pid: number): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
-/** utime + stime of a process and its descendants (nginx's master and its worker), in clock ticks. */
-function treeTicks(pid: number): number {
-  let ticks = 0;
+/** A process and all its descendants (nginx's master and worker; Kanmon's primary and workers). */
+export function processTree(pid: number): number[] {
+  const pids = [pid];
   try {
-    const rest = statFields(pid);
-    // utime and stime (proc(5) fields 14 and 15).
-    ticks += Number(rest[11]) + Number(rest[12]);
     for (const task of readdirSync(`/proc/${pid}/task`)) {
       const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
-      for (const child of children ? children.split(' ') : []) ticks += treeTicks(Number(child));
+      for (const child of children ? children.split(' ') : []) pids.push(...processTree(Number(child)));
     }
   } catch {
-    // The process (or a child) is gone: count what could be read.
+    // The process is gone: what could be read.
+  }
+  return pids;
+}
+
+/** utime + stime of a process and its descendants, in clock ticks. */
+function treeTicks(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const rest = statFields(p);
+      // utime and stime (proc(5) fields 14 and 15).
+      ticks += Number(rest[11]) + Number(rest[12]);
+    } catch {
+      // The process (or a child) is gone: count what could be read.
+    }
   }
   return ticks;
 }

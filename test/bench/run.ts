@@ -35,6 +35,7 @@ import { proxyConfig, startNginx, staticConfig } from './nginx.js';
 import { startScript, type Pinned } from './processes.js';
 import { ensureTools, makeCertificate } from './tools.js';
 import { runWrk, type LoadResult } from './wrk.js';
+import { withPeakRss } from './memory.js';
 import { REWRITE_BODIES } from './rewrite-case.js';
 import { freePort } from '../support/ports.js';
 
@@ -78,6 +79,8 @@ interface Measurement extends LoadResult {
    * other processes competing for the core, so the fairest comparison on a busy machine.
    */
   readonly cpuPerRequestUs?: number;
+  /** The proxy's resident memory (its whole process tree), the largest sample taken during the run. */
+  readonly peakRssBytes?: number;
 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -194,7 +197,7 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
           const sampleAll = () => sampleCpu(shared!, [...proxyPids, ...upstreamPids], true);
           const allBefore = shared ? sampleAll() : undefined;
           const before = [sampleCpu(PROXY_CPU, proxyPids), sampleCpu(LOAD_CPU, upstreamPids, true)] as const;
-          const result = await runWrk({ ...load, seconds: opts.seconds });
+          const { result, peakRssBytes } = await withPeakRss(target.pid, () => runWrk({ ...load, seconds: opts.seconds }));
           const afterProxy = sampleCpu(PROXY_CPU, proxyPids);
           const allLoad = shared ? foreignPercent(allBefore, sampleAll()) : undefined;
           const proxyCoreLoad = target.pid ? (shared ? allLoad : foreignPercent(before[0], afterProxy)) : undefined;
@@ -215,7 +218,9 @@ async function runOnce(opts: Options & { transport: 'tls' | 'plain' }): Promise<
                 ...(loadCoreLoad !== undefined ? { loadCoreLoad } : {}),
               }
             : previous;
-          results.set(key, { ...best, ...(Number.isFinite(bestCpu) ? { cpuPerRequestUs: bestCpu } : {}) });
+          // Memory the other way round: the most any round held is what the case needs.
+          const peakRss = Math.max(peakRssBytes ?? 0, previous?.peakRssBytes ?? 0);
+          results.set(key, { ...best, ...(Number.isFinite(bestCpu) ? { cpuPerRequestUs: bestCpu } : {}), ...(peakRss > 0 ? { peakRssBytes: peakRss } : {}) });
         }
       }
     }
@@ -248,7 +253,7 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
   out.push('');
   const header = [
     'size', 'case', 'req/s', 'vs nginx', 'p50 ms', 'vs nginx', 'p99 ms', 'vs nginx',
-    'CPU µs/req', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`,
+    'CPU µs/req', 'vs nginx', 'RSS MiB', 'vs nginx', 'errors', `other load CPU ${PROXY_CPU}/${LOAD_CPU}`,
   ];
   const rows: string[][] = [header];
   for (const size of sizesFor(opts)) {
@@ -267,6 +272,8 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
         ratio(r.p99, base?.p99),
         r.cpuPerRequestUs === undefined ? '-' : r.cpuPerRequestUs.toFixed(0),
         ratio(r.cpuPerRequestUs, base?.cpuPerRequestUs),
+        r.peakRssBytes === undefined ? '-' : (r.peakRssBytes / 2 ** 20).toFixed(0),
+        ratio(r.peakRssBytes, base?.peakRssBytes),
         String(r.errors),
         `${percent(r.proxyCoreLoad)} / ${percent(r.loadCoreLoad)}`,
       ]);
@@ -289,6 +296,7 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
   out.push('');
   out.push("vs nginx: req/s as a multiple of nginx's with the same number of processes (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
   out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
+  out.push('RSS MiB: resident memory of the proxy (every process of it: nginx master and workers, Kanmon primary and workers), the largest sample taken every 250 ms during the run (over rounds, the largest of all).');
   out.push(
     `other load: share of CPU ${PROXY_CPU} (proxy) and CPU ${LOAD_CPU} (wrk + upstream) that unrelated processes took during that case; ` +
       'above a few percent the row is skewed (run again, or use --rounds). N-worker rows: one figure over all the CPUs they share with the load.',
