@@ -201,6 +201,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
     const upstreamSignIn = new UpstreamSignIn(
       {
         documents: store.documents,
+        secrets,
         credentials: services.upstreamCredentials,
         audit: services.audit,
         logger,
@@ -355,6 +356,7 @@ export async function startKanmon(input: KanmonConfig | KanmonConfigInput, opts:
         return peer ? { clientCertificate: { valid: peer.check.valid, ...(peer.check.valid ? { owner: peer.check.owner } : {}) } } : {};
       },
       health: () => consoleHealth(),
+      serverCertificateNotAfter: () => serving?.notAfter,
       nodes: () => liveNodes(store.documents),
     });
     fastify.addHook('onResponse', async (_req, reply) => {

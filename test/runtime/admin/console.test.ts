@@ -109,6 +109,17 @@ describe(`administrator console (${storeName})`, () => {
     expect(crl.headers['content-type']).toBe('application/pkix-crl');
   });
 
+  it("shows on the dashboard how many days the node's server certificate has left", async () => {
+    const notAfter = h.app.serverCertificate?.notAfter;
+    expect(notAfter).toBeInstanceOf(Date);
+    const page = await h.get(A, { cookie: adminCookie });
+    const shown = /<dd id="server-cert-days">(\d+) /.exec(page.text);
+    expect(shown, 'the tile names a number of days').not.toBeNull();
+    const expected = Math.floor((notAfter!.getTime() - Date.now()) / 86_400_000);
+    // The page was rendered a moment before `expected` was worked out: a day boundary may lie between.
+    expect([expected, expected + 1]).toContain(Number(shown![1]));
+  });
+
   it('refuses a form without the CSRF token or with a wrong one, and changes nothing', async () => {
     expect((await h.post(`${A}/users`, undefined, { cookie: adminCookie, ...form({ username: 'nocsrf' }) })).status).toBe(403);
     expect((await h.post(`${A}/users`, undefined, { cookie: adminCookie, ...form({ username: 'nocsrf', _csrf: 'A'.repeat(43) }) })).status).toBe(403);
