@@ -31,10 +31,11 @@ import type { AuditLog } from '../services/audit-log.js';
 import type { RequestContext } from '../services/request-context.js';
 import type { ActiveSession } from '../services/sessions.js';
 import type { ResolvedCredentials, UpstreamCredentialService } from '../services/upstream-credentials.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 import type { DocumentStore } from '../store/types.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { applySetCookies, takeSetCookies, upstreamCookieHeader } from './cookie-jar.js';
-import { JarStore, type JarState } from './jar-store.js';
+import { JarStore, type JarKey, type JarState } from './jar-store.js';
 import { createSignInDispatcher, isRedirect, redirectsToLogin, signInWithForm, signOutOfUpstream, type SignInClient } from './sign-in.js';
 
 /** Largest HTML body looked at for a login marker; bigger pages are not login pages. */
@@ -67,6 +68,8 @@ export interface SignInExchange {
 
 export interface UpstreamSignInOptions {
   readonly documents: DocumentStore;
+  /** Seals cookie jars before they reach the store (the cookies are the app's bearer credentials). */
+  readonly secrets: SecretBox;
   readonly credentials: UpstreamCredentialService;
   readonly audit: AuditLog;
   readonly logger: Logger;
@@ -109,7 +112,7 @@ export class UpstreamSignIn {
   ) {
     this.#now = opts.now ?? Date.now;
     const cacheSeconds = opts.cacheSeconds ?? 5;
-    this.#jars = new JarStore(opts.documents, { cacheMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000, now: this.#now });
+    this.#jars = new JarStore(opts.documents, { secrets: opts.secrets, logger: opts.logger, cacheMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000, now: this.#now });
     this.#routes = typeof routes === 'function' ? routes : () => routes;
   }
 
@@ -159,12 +162,12 @@ export class UpstreamSignIn {
       const value = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`, 'utf8').toString('base64')}`;
       return x.forwarder.upgrade(req, socket, head, x.ctx, { upstreamHeaders: ['authorization', value] });
     }
-    const jarId = JarStore.idOf(active.session.id, x.route.id);
-    let jar = await this.#jars.get(jarId);
+    const jarKey = jarKeyOf(active, x.route);
+    let jar = await this.#jars.get(jarKey);
     if (jar.signedInAt === undefined) {
-      const result = await this.#signIn(req, { ...x, forwarder: NO_FORWARDER }, auth, creds, jarId, undefined);
+      const result = await this.#signIn(req, { ...x, forwarder: NO_FORWARDER }, auth, creds, jarKey, undefined);
       if (result !== 'signed-in') return refuseUpgrade(socket, result === 'rejected' ? '403 Forbidden' : '502 Bad Gateway');
-      jar = await this.#jars.get(jarId);
+      jar = await this.#jars.get(jarKey);
     }
     if (socket.destroyed) return;
     const cookie = upstreamCookieHeader(req.headers.cookie, jar.cookies, req.url ?? '/', this.#now()) ?? '';
@@ -204,27 +207,27 @@ export class UpstreamSignIn {
       return;
     }
 
-    const jarId = JarStore.idOf(active.session.id, x.route.id);
+    const jarKey = jarKeyOf(active, x.route);
     const pathname = pathOnly(req.url ?? '/');
     if (pathname === pathOnly(auth.loginUrl) && (req.method === 'GET' || req.method === 'HEAD')) {
       // The user never needs the upstream's own login page: Kanmon signs in and sends them on.
-      const result = (await this.#jars.get(jarId)).signedInAt === undefined ? await this.#signIn(req, x, auth, creds, jarId, undefined) : 'signed-in';
+      const result = (await this.#jars.get(jarKey)).signedInAt === undefined ? await this.#signIn(req, x, auth, creds, jarKey, undefined) : 'signed-in';
       if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
       drain(req);
       res.writeHead(303, { location: homeOf(x.route), 'cache-control': 'no-store', 'content-length': 0 });
       res.end();
       return;
     }
-    let jar = await this.#jars.get(jarId);
+    let jar = await this.#jars.get(jarKey);
     if (jar.signedInAt === undefined) {
-      const result = await this.#signIn(req, x, auth, creds, jarId, undefined);
+      const result = await this.#signIn(req, x, auth, creds, jarKey, undefined);
       if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
-      jar = await this.#jars.get(jarId);
+      jar = await this.#jars.get(jarKey);
     }
-    this.#forwardWithJar(req, res, x, auth, creds, jarId, jar, false);
+    this.#forwardWithJar(req, res, x, auth, creds, jarKey, jar, false);
   }
 
-  #forwardWithJar(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, jar: JarState, replay: boolean): void {
+  #forwardWithJar(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarKey: JarKey, jar: JarState, replay: boolean): void {
     const path = req.url ?? '/';
     const now = this.#now();
     const cookie = upstreamCookieHeader(req.headers.cookie, jar.cookies, path, now) ?? '';
@@ -233,7 +236,7 @@ export class UpstreamSignIn {
     const markerCandidate = auth.detect.bodyMarker !== undefined && bodiless && req.method === 'GET' && acceptsHtml(req);
     const upstreamHeaders = markerCandidate ? ['cookie', cookie, 'accept-encoding', 'identity'] : ['cookie', cookie];
     const expiresAt = x.session!.session.absoluteExpiresAt;
-    const relogin = (): Settled => ({ kind: 'intercept', onIntercept: () => this.#relogin(req, res, x, auth, creds, jarId, jar, replay) });
+    const relogin = (): Settled => ({ kind: 'intercept', onIntercept: () => this.#relogin(req, res, x, auth, creds, jarKey, jar, replay) });
 
     const loggingOut = auth.logoutUrl !== undefined && pathOnly(path) === pathOnly(auth.logoutUrl);
     const inspectResponse = (status: number, headers: string[]): ResponseHeadDecision => {
@@ -241,14 +244,14 @@ export class UpstreamSignIn {
       if (loggingOut) {
         // The app's own logout link: its session ends; the next request signs in afresh.
         this.#jars
-          .update(jarId, expiresAt, (s) => ({ cookies: taken ? applySetCookies(s.cookies, taken.setCookies, path, this.#now()) : s.cookies }))
+          .update(jarKey, expiresAt, (s) => ({ cookies: taken ? applySetCookies(s.cookies, taken.setCookies, path, this.#now()) : s.cookies }))
           .catch((err: unknown) => this.opts.logger.warn({ err, route: x.route.id }, 'upstream cookies could not be stored in the jar'));
         return taken ? { kind: 'pass', headers: taken.rest } : PASS;
       }
       if (taken) {
         // The jar learns the cookies; the browser never sees them.
         this.#jars
-          .update(jarId, expiresAt, (s) => ({ ...s, cookies: applySetCookies(s.cookies, taken.setCookies, path, this.#now()) }))
+          .update(jarKey, expiresAt, (s) => ({ ...s, cookies: applySetCookies(s.cookies, taken.setCookies, path, this.#now()) }))
           .catch((err: unknown) => this.opts.logger.warn({ err, route: x.route.id }, 'upstream cookies could not be stored in the jar'));
       }
       const pass: Settled = taken ? { kind: 'pass', headers: taken.rest } : PASS;
@@ -258,18 +261,18 @@ export class UpstreamSignIn {
         return {
           kind: 'inspect-body',
           maxBytes: MARKER_BODY_LIMIT,
-          decide: (body) => (body.includes(marker) ? relogin() : this.#confirmed(jarId, expiresAt, jar, pass)),
+          decide: (body) => (body.includes(marker) ? relogin() : this.#confirmed(jarKey, expiresAt, jar, pass)),
         };
       }
-      return this.#confirmed(jarId, expiresAt, jar, pass);
+      return this.#confirmed(jarKey, expiresAt, jar, pass);
     };
     x.forwarder.forward(req, res, x.ctx, { upstreamHeaders, inspectResponse });
   }
 
   /** An answer passed after a sign-in: the upstream accepts the jar (the loop guard in #relogin relies on this). */
-  #confirmed<T extends ResponseHeadDecision>(jarId: string, expiresAt: number, jar: JarState, decision: T): T {
+  #confirmed<T extends ResponseHeadDecision>(jarKey: JarKey, expiresAt: number, jar: JarState, decision: T): T {
     if (!jar.confirmed && jar.signedInAt !== undefined) {
-      this.#jars.update(jarId, expiresAt, (s) => (s.signedInAt === jar.signedInAt ? { ...s, confirmed: true } : s)).catch(() => undefined);
+      this.#jars.update(jarKey, expiresAt, (s) => (s.signedInAt === jar.signedInAt ? { ...s, confirmed: true } : s)).catch(() => undefined);
     }
     return decision;
   }
@@ -284,7 +287,7 @@ export class UpstreamSignIn {
     return false;
   }
 
-  #relogin(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, used: JarState, replay: boolean): void {
+  #relogin(req: IncomingMessage, res: ServerResponse, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarKey: JarKey, used: JarState, replay: boolean): void {
     (async () => {
       // Signed in moments ago and still asked: the upstream does not take Kanmon's sign-in. No loop.
       if (replay || (used.signedInAt !== undefined && !used.confirmed)) {
@@ -299,7 +302,7 @@ export class UpstreamSignIn {
         });
         return this.#page(req, res, 502, 'upstream.signIn.notAccepted', x.ctx.requestId);
       }
-      const result = await this.#signIn(req, x, auth, creds, jarId, used.signedInAt);
+      const result = await this.#signIn(req, x, auth, creds, jarKey, used.signedInAt);
       if (result !== 'signed-in') return this.#signInFailed(req, res, x, auth, result, creds);
       if (hasBody(req)) {
         // The body went upstream already and is gone; the browser still has it and sends it again.
@@ -307,7 +310,7 @@ export class UpstreamSignIn {
         res.end();
         return;
       }
-      this.#forwardWithJar(req, res, x, auth, creds, jarId, await this.#jars.get(jarId), true);
+      this.#forwardWithJar(req, res, x, auth, creds, jarKey, await this.#jars.get(jarKey), true);
     })().catch((err: unknown) => this.#failed(req, res, x, err));
   }
 
@@ -315,16 +318,17 @@ export class UpstreamSignIn {
    * Signs in once per jar at a time (parallel requests of one page share it). `staleSignIn` is
    * the sign-in the caller's jar had: when the jar now holds a newer one, that one is used.
    */
-  #signIn(req: IncomingMessage, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarId: string, staleSignIn: number | undefined): Promise<SignInResult> {
-    const pending = this.#inflight.get(jarId);
+  #signIn(req: IncomingMessage, x: SignInExchange, auth: FormLoginConfig, creds: ResolvedCredentials, jarKey: JarKey, staleSignIn: number | undefined): Promise<SignInResult> {
+    const inflightKey = JarStore.idOf(jarKey.sessionId, jarKey.routeId);
+    const pending = this.#inflight.get(inflightKey);
     if (pending) return pending;
     const p = (async (): Promise<SignInResult> => {
-      const current = await this.#jars.get(jarId);
+      const current = await this.#jars.get(jarKey);
       if (current.signedInAt !== undefined && current.signedInAt !== staleSignIn) return 'signed-in';
       const active = x.session!;
       const started = this.#now();
       const outcome = await signInWithForm(this.#client(x), auth, { username: creds.username, password: creds.secret }, [], this.#now);
-      await this.#jars.update(jarId, active.session.absoluteExpiresAt, () => (outcome.kind === 'signed-in' ? { cookies: outcome.jar, signedInAt: started } : { cookies: outcome.jar }));
+      await this.#jars.update(jarKey, active.session.absoluteExpiresAt, () => (outcome.kind === 'signed-in' ? { cookies: outcome.jar, signedInAt: started } : { cookies: outcome.jar }));
       const context = this.#context(req, x.ctx);
       if (outcome.kind === 'rejected') {
         await this.opts.credentials.markRejected(x.route, active.user, creds, outcome.detail, context);
@@ -341,8 +345,8 @@ export class UpstreamSignIn {
       });
       if (outcome.kind === 'failed') this.opts.logger.warn({ route: x.route.id, detail: outcome.detail, requestId: x.ctx.requestId }, 'upstream sign-in failed');
       return outcome.kind === 'signed-in' ? 'signed-in' : 'failed';
-    })().finally(() => this.#inflight.delete(jarId));
-    this.#inflight.set(jarId, p);
+    })().finally(() => this.#inflight.delete(inflightKey));
+    this.#inflight.set(inflightKey, p);
     return p;
   }
 
@@ -373,7 +377,8 @@ export class UpstreamSignIn {
     const routes = this.#routesById();
     // No route signs in upstream (nor can have left a jar since start): nothing to read.
     if (routes.size === 0 && !this.#everSignedIn) return;
-    const jars = await this.#jars.listForSession(sessionId);
+    // A jar of a route that lost its upstreamAuth no longer opens (its credential set is unknown): it is only deleted.
+    const jars = await this.#jars.listForSession(sessionId, (routeId) => routes.get(routeId)?.upstreamAuth?.credentialSet);
     for (const jar of jars) {
       const route = routes.get(jar.routeId);
       const auth = route?.upstreamAuth;
@@ -445,6 +450,11 @@ export class UpstreamSignIn {
     res.writeHead(status, { ...PORTAL_SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
   }
+}
+
+/** The jar of one Kanmon session and route, sealed for the session's user and the route's credential set. */
+function jarKeyOf(active: ActiveSession, route: RouteConfig): JarKey {
+  return { sessionId: active.session.id, routeId: route.id, userId: active.user.id, credentialSet: route.upstreamAuth!.credentialSet };
 }
 
 /** A sign-in for an upgrade forwards nothing itself. */

@@ -120,6 +120,7 @@ async function startNode(config: KanmonConfig, raw: Store, now: () => number) {
   const signIn = new UpstreamSignIn(
     {
       documents: store.documents,
+      secrets,
       credentials: services.upstreamCredentials,
       audit: services.audit,
       logger: silent,
