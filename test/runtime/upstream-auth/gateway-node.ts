@@ -19,9 +19,13 @@ import { UpstreamSignIn } from '../../../runtime/upstream-auth/index.js';
 
 const silent = pino({ level: 'silent' });
 
-/** The store, with every call through it recorded as "aggregate.method". */
-export function counting(store: Store): { store: Store; calls: string[] } {
+/**
+ * The store, with every call through it recorded as "aggregate.method"; `idle()` resolves once
+ * no call made through it is under way (writes an answer started in the background included).
+ */
+export function counting(store: Store): { store: Store; calls: string[]; idle: () => Promise<void> } {
   const calls: string[] = [];
+  const pending = new Set<Promise<unknown>>();
   const wrap = (target: object, name: string) =>
     new Proxy(target, {
       get(t, prop) {
@@ -29,7 +33,15 @@ export function counting(store: Store): { store: Store; calls: string[] } {
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           calls.push(`${name}.${String(prop)}`);
-          return (value as (...a: unknown[]) => unknown).apply(t, args);
+          const out = (value as (...a: unknown[]) => unknown).apply(t, args);
+          if (out instanceof Promise) {
+            const settled: Promise<unknown> = out.then(
+              () => pending.delete(settled),
+              () => pending.delete(settled),
+            );
+            pending.add(settled);
+          }
+          return out;
         };
       },
     });
@@ -42,12 +54,19 @@ export function counting(store: Store): { store: Store; calls: string[] } {
       return value;
     },
   });
-  return { store: proxied, calls };
+  const idle = async () => {
+    // A background write starts after the answer's head was relayed (and its jar sealed): let it begin, then wait for it.
+    for (let round = 0; round < 3 || pending.size > 0; round++) {
+      await new Promise((r) => setImmediate(r));
+      await Promise.all(pending);
+    }
+  };
+  return { store: proxied, calls, idle };
 }
 
 /** One Kanmon node's request path on `store`: services, upstream sign-in and the gateway, wired as startKanmon does. */
 export async function startNode(config: KanmonConfig, raw: Store, now: () => number, logger: Logger = silent) {
-  const { store, calls } = counting(raw);
+  const { store, calls, idle } = counting(raw);
   const secrets = await openLocalSecretBox(config.dataDir);
   const services: Services = createServices({ config, store, secrets, logger: silent, now });
   await services.signingKeys.ensureActiveKey();
@@ -87,6 +106,7 @@ export async function startNode(config: KanmonConfig, raw: Store, now: () => num
     secrets,
     signIn,
     calls,
+    idle,
     async get(path: string, cookie: string, headers: Record<string, string> = {}) {
       const res = await request(`${origin}${path}`, { headers: { cookie, accept: 'text/html', 'sec-fetch-mode': 'navigate', ...headers } });
       const text = await res.body.text();
