@@ -53,8 +53,8 @@ export interface UpstreamRequestOptions {
  * Builds the headers sent upstream from the client's raw headers:
  * drops hop-by-hop headers (and every header the client's Connection names), every
  * `x-kanmon-*` header, `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, client-certificate headers and `Expect` (the client
- * was already answered 100 Continue by Node), then adds the forwarding headers and the
- * identity headers from the context.
+ * was already answered 100 Continue by Node), removes Kanmon's own cookies from Cookie, then
+ * adds the forwarding headers and the identity headers from the context.
  */
 export function upstreamRequestHeaders(
   rawHeaders: readonly string[],
@@ -87,6 +87,11 @@ export function upstreamRequestHeaders(
       continue;
     }
     if (isDroppedRequestHeader(lower, listed)) continue;
+    if (lower === 'cookie') {
+      const kept = withoutKanmonCookies(value);
+      if (kept) out.push(name, kept);
+      continue;
+    }
     out.push(name, value);
   }
   // With Transfer-Encoding present a Content-Length is meaningless (RFC 9112 §6.3) and the body is re-framed.
@@ -116,6 +121,32 @@ function isDroppedRequestHeader(lower: string, listed: Set<string> | undefined):
   if (name.startsWith('proxy-')) return true;
   for (const prefix of CLIENT_CERT_PREFIXES) if (name.startsWith(prefix)) return true;
   return name === 'host' || name === 'forwarded' || name === 'x-real-ip' || name === 'expect';
+}
+
+/**
+ * Kanmon's own cookies: the session (`__Host-kanmon-session`) and the portal's others
+ * (`kanmon-lang`, …). They are Kanmon's alone: a backend has the identity headers and the JWT,
+ * and a session cookie that reached a backend (or its logs) could be replayed against Kanmon.
+ */
+export function isKanmonCookie(name: string): boolean {
+  return name.startsWith('__Host-kanmon') || name.startsWith('kanmon-');
+}
+
+/** A Cookie header's value without Kanmon's own cookies; '' when none of the client's are left. */
+function withoutKanmonCookies(value: string): string {
+  // Nearly every request either carries none of Kanmon's cookies or is worth one scan to find out.
+  if (!value.includes('kanmon')) return value;
+  const kept: string[] = [];
+  let removed = false;
+  for (const raw of value.split(';')) {
+    const pair = raw.trim();
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    if (isKanmonCookie((eq < 0 ? pair : pair.slice(0, eq)).trim())) removed = true;
+    else kept.push(pair);
+  }
+  // Only a header that lost something is rebuilt: the application's cookies pass byte for byte otherwise.
+  return removed ? kept.join('; ') : value;
 }
 
 /**

@@ -5,6 +5,7 @@
  * A jar talks to one upstream origin, so cookies are host-only (Domain is not needed to pick
  * them); Path and expiry are honoured as RFC 6265 §5.1.4 and §5.3 describe.
  */
+import { isKanmonCookie } from '../proxy/headers.js';
 
 export interface JarCookie {
   readonly name: string;
@@ -86,10 +87,6 @@ export function jarCookiesFor(jar: readonly JarCookie[], requestPath: string, no
     .map((c) => `${c.name}=${c.value}`);
 }
 
-/** Kanmon's own cookies (session, language) are for Kanmon; an upstream never gets them. */
-export function isKanmonCookie(name: string): boolean {
-  return name.startsWith('__Host-kanmon') || name.startsWith('kanmon-');
-}
 
 /**
  * The Cookie header toward the upstream: the browser's own cookies for the app (those its

@@ -94,6 +94,15 @@ describe('the gateway', () => {
     expect(headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
+  it("never hands Kanmon's session cookie (or its other cookies) to the backend, and keeps the application's", async () => {
+    const sessionValue = cookie.slice(cookie.indexOf('=') + 1);
+    const seen = (await h.get('/headers', { cookie: `theme=dark; ${cookie}; kanmon-lang=ja; JSESSIONID=app-1` })).json().headers;
+    expect(seen.cookie).toBe('theme=dark; JSESSIONID=app-1');
+    expect(JSON.stringify(seen)).not.toContain(sessionValue);
+    // Only Kanmon's cookies: no Cookie header at all.
+    expect((await h.get('/headers', { cookie })).json().headers.cookie).toBeUndefined();
+  });
+
   it('strips identity headers from requests without a session too (they never reach the backend)', async () => {
     const res = await h.get('/headers', { headers: { 'x-kanmon-user': 'mallory', accept: 'text/html' } });
     expect(res.status).toBe(302);

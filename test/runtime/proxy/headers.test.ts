@@ -22,6 +22,22 @@ describe('upstreamRequestHeaders', () => {
     expect(values(headers, 'x-kanmon-future-claim')).toEqual([]);
   });
 
+  it("removes Kanmon's own cookies (session, language) and keeps the application's, in order", () => {
+    const { headers } = build([
+      'Cookie', '__Host-kanmon-session=s3cret; theme=dark; kanmon-lang=ja; JSESSIONID=abc',
+      'Cookie', 'kanmon-future=1;sid=42 ;  ; flag',
+    ]);
+    expect(values(headers, 'cookie')).toEqual(['theme=dark; JSESSIONID=abc', 'sid=42; flag']);
+    expect(headers.join('\n')).not.toContain('s3cret');
+  });
+
+  it('drops a Cookie header that held only Kanmon cookies, and leaves one without any untouched', () => {
+    expect(values(build(['Cookie', '__Host-kanmon-session=s3cret; kanmon-lang=en']).headers, 'cookie')).toEqual([]);
+    // Names are case-sensitive (RFC 6265): these are the application's, not Kanmon's.
+    const untouched = 'Kanmon-Lang=x; __host-kanmon-session=y;odd  spacing=1';
+    expect(values(build(['cookie', untouched]).headers, 'cookie')).toEqual([untouched]);
+  });
+
   it('strips identity headers spelled with underscores, which CGI-style backends read as dashes', () => {
     const { headers } = build(['X_Kanmon_User', 'mallory', 'x-kanmon_groups', 'admins', 'X_Forwarded_For', '6.6.6.6']);
     expect(names(headers).filter((n) => n.includes('_'))).toEqual([]);
