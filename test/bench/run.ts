@@ -293,6 +293,14 @@ function printReport(opts: Options & { transport: 'tls' | 'plain' }, busyBefore:
     const kanmon = best(['kanmon', 'kanmon-workers'], size.path);
     if (nginx > 0 && kanmon > 0) out.push(`best against best, ${size.label}: Kanmon ${kanmon.toFixed(0)} req/s, nginx ${nginx.toFixed(0)} req/s: ${ratio(kanmon, nginx)}`);
   }
+  // The 1 KiB target (0.5× nginx) was set where these two measured 0.38× and 0.63×: how near this run's frame is to that one.
+  const reference = (name: CaseName) => {
+    const r = results.get(`${name} /1k`)?.requestsPerSecond;
+    const n = results.get('nginx /1k')?.requestsPerSecond;
+    return r !== undefined && n ? ratio(r, n) : undefined;
+  };
+  const [fastify, undici] = [reference('fastify'), reference('undici')];
+  if (fastify && undici) out.push(`frame check, 1 KiB: fastify+http-proxy ${fastify} (0.38x where the target was set), node:http+undici ${undici} (0.63x there)`);
   out.push('');
   out.push("vs nginx: req/s as a multiple of nginx's with the same number of processes (higher is better); latency and CPU per request as multiples of nginx's (lower is better).");
   out.push("CPU µs/req: the proxy process's own CPU time divided by requests served; other processes hardly move it, so trust it over req/s on a busy machine.");
