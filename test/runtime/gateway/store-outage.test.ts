@@ -10,9 +10,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationsEn, operationsJa } from '../../../runtime/portal/messages/operations.js';
 import { escapeHtml } from '../../../runtime/portal/html.js';
-import { createDynamoDbClient, createTable } from '../../../runtime/store/dynamodb/index.js';
 import { KanmonHarness } from '../../support/kanmon-harness.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 
 let dynamo: DynamoDbLocal;
 let upstream: Server;
@@ -21,13 +20,7 @@ let cookie: string;
 
 beforeAll(async () => {
   dynamo = await startDynamoDbLocal();
-  const table = `kanmon-outage-${Date.now().toString(36)}`;
-  const client = createDynamoDbClient({ endpoint: dynamo.endpoint });
-  try {
-    await createTable(client, table);
-  } finally {
-    client.destroy();
-  }
+  const table = await freshTable(dynamo.endpoint, 'kanmon-outage');
   upstream = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
     res.end('ok');

@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KanmonApp } from '../../../runtime/app.js';
-import { createDynamoDbClient, createTable } from '../../../runtime/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { GATEWAY, eventually, handshake, startAcmeNode } from './acme-support.js';
 import { freePort, startPebble, type Pebble } from './pebble.js';
 
@@ -24,13 +23,7 @@ const servedSerial = async (app: KanmonApp) => (await handshake(app.port, GATEWA
 
 beforeAll(async () => {
   ddb = await startDynamoDbLocal();
-  const table = `kanmon-acme-${Date.now().toString(36)}`;
-  const client = createDynamoDbClient({ endpoint: ddb.endpoint });
-  try {
-    await createTable(client, table);
-  } finally {
-    client.destroy();
-  }
+  const table = await freshTable(ddb.endpoint, 'kanmon-acme');
   const [portA, httpA, portB, httpB] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   pebble = await startPebble({ httpPort: httpA, tlsPort: portA });
   root = await pebble.issuingRoot();

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../../../runtime/config/schema.js';
 import { sessionIdFromToken } from '../../../runtime/services/sessions.js';
-import { createDynamoDbClient, createTable, openStore, type Store, type User } from '../../../runtime/store/index.js';
+import { openStore, type Store, type User } from '../../../runtime/store/index.js';
 import { EXPIRY_WRITE_SHARE, JAR_KIND, JarStore, type JarState } from '../../../runtime/upstream-auth/jar-store.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { startCookieApp, type CookieApp } from './cookie-app.js';
 import { startNode, type Node } from './gateway-node.js';
 
@@ -43,13 +43,7 @@ describe.each(['sqlite', 'dynamodb'] as const)('jar writes on %s', (kind) => {
     let store: KanmonConfigInput['store'] = { kind: 'sqlite' };
     if (kind === 'dynamodb') {
       dynamo ??= await startDynamoDbLocal();
-      const table = `kanmon-jar-writes-${Date.now().toString(36)}`;
-      const client = createDynamoDbClient({ endpoint: dynamo.endpoint });
-      try {
-        await createTable(client, table);
-      } finally {
-        client.destroy();
-      }
+      const table = await freshTable(dynamo.endpoint, 'kanmon-jar-writes');
       store = { kind: 'dynamodb', table, endpoint: dynamo.endpoint };
     }
     config = parseConfig({

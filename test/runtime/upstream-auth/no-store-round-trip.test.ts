@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type KanmonConfig, type KanmonConfigInput } from '../../../runtime/config/schema.js';
 import { sessionIdFromToken } from '../../../runtime/services/sessions.js';
-import { createDynamoDbClient, createTable, openStore, type Store, type User } from '../../../runtime/store/index.js';
+import { openStore, type Store, type User } from '../../../runtime/store/index.js';
 import { JAR_KIND, JarStore } from '../../../runtime/upstream-auth/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
+import { freshTable, startDynamoDbLocal, type DynamoDbLocal } from '../../support/dynamodb-local.js';
 import { startNode, type Node } from './gateway-node.js';
 
 const CACHE_SECONDS = 5;
@@ -97,13 +97,7 @@ describe.each(['sqlite', 'dynamodb'] as const)('upstream sign-in on %s', (kind) 
     let store: KanmonConfigInput['store'] = { kind: 'sqlite' };
     if (kind === 'dynamodb') {
       dynamo ??= await startDynamoDbLocal();
-      const table = `kanmon-roundtrip-${Date.now().toString(36)}`;
-      const client = createDynamoDbClient({ endpoint: dynamo.endpoint });
-      try {
-        await createTable(client, table);
-      } finally {
-        client.destroy();
-      }
+      const table = await freshTable(dynamo.endpoint, 'kanmon-roundtrip');
       store = { kind: 'dynamodb', table, endpoint: dynamo.endpoint };
     }
     config = parseConfig({
