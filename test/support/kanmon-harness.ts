@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import type { KanmonConfigInput } from '../../runtime/config/schema.js';
 import { startKanmon, type KanmonApp } from '../../runtime/app.js';
@@ -83,6 +84,22 @@ export class KanmonHarness {
       text,
       json: () => JSON.parse(text),
     };
+  }
+
+  /** A raw WebSocket handshake over TLS; resolves with everything the client got until the connection closed. */
+  handshake(path: string, cookie?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: this.app.port, servername: 'localhost', ca: readFileSync(this.app.devCaCertPath!) }, () => {
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: localhost:${this.app.port}\r\n${cookie ? `Cookie: ${cookie}\r\n` : ''}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+        );
+      });
+      let data = '';
+      socket.setTimeout(10_000, () => socket.destroy(new Error(`no end of the answer to ${path}: ${data}`)));
+      socket.on('data', (d: Buffer) => (data += d.toString('utf8')));
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
   }
 
   /** Signs a user in without a ceremony (for gateway tests); returns the Cookie header value. */

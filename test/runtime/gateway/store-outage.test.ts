@@ -5,8 +5,6 @@
  * Kanmon with TLS on DynamoDB Local, which is stopped for the outage.
  */
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operationsEn, operationsJa } from '../../../runtime/portal/messages/operations.js';
 import { escapeHtml } from '../../../runtime/portal/html.js';
@@ -77,18 +75,7 @@ describe('a session past the cache bound during a store outage', () => {
   }, 30_000);
 
   it('refuses a WebSocket handshake with 503 and Retry-After', async () => {
-    const head = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port: h.app.port, servername: 'localhost', ca: readFileSync(h.app.devCaCertPath!) }, () => {
-        socket.write(
-          `GET /socket HTTP/1.1\r\nHost: localhost:${h.app.port}\r\nCookie: ${cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-        );
-      });
-      let data = '';
-      socket.on('data', (d) => (data += d.toString('latin1')));
-      socket.on('end', () => resolve(data));
-      socket.on('close', () => resolve(data));
-      socket.on('error', reject);
-    });
+    const head = await h.handshake('/socket', cookie);
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(head).toMatch(/\r\nRetry-After: 30\r\n/i);
   }, 30_000);

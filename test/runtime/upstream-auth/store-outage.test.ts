@@ -5,8 +5,6 @@
  * sign-in failure page, keeps their cookie, and nothing reaches the upstream. A real Kanmon
  * with TLS on SQLite, whose database is closed for the outage (as the readiness test does).
  */
-import { readFileSync } from 'node:fs';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEGACY_DEMO_PASSWORD } from '../../../runtime/demo/legacy.js';
 import { escapeHtml } from '../../../runtime/portal/html.js';
@@ -86,18 +84,7 @@ describe('a store outage under upstream sign-in', () => {
   });
 
   it('refuses a WebSocket handshake with 503 and Retry-After, as the gateway does', async () => {
-    const head = await new Promise<string>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port: h.app.port, servername: 'localhost', ca: readFileSync(h.app.devCaCertPath!) }, () => {
-        socket.write(
-          `GET /legacy/socket HTTP/1.1\r\nHost: localhost:${h.app.port}\r\nCookie: ${unreadCreds}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-        );
-      });
-      let data = '';
-      socket.on('data', (d) => (data += d.toString('latin1')));
-      socket.on('end', () => resolve(data));
-      socket.on('close', () => resolve(data));
-      socket.on('error', reject);
-    });
+    const head = await h.handshake('/legacy/socket', unreadCreds);
     expect(head).toMatch(/^HTTP\/1\.1 503 /);
     expect(head).toMatch(/\r\nRetry-After: 30\r\n/i);
   });

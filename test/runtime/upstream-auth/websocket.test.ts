@@ -5,9 +5,7 @@
  * SQLite, and a real upstream with a login form that accepts upgrades only with its session.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KanmonHarness } from '../../support/kanmon-harness.js';
 import type { User } from '../../../runtime/store/types.js';
@@ -103,22 +101,6 @@ afterAll(async () => {
   await app?.close();
 });
 
-/** A raw WebSocket handshake through Kanmon; resolves with everything the client got until the connection closed. */
-function handshake(path: string, cookieHeader?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: h.app.port, servername: 'localhost', ca: readFileSync(h.app.devCaCertPath!) }, () => {
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: localhost:${h.app.port}\r\n${cookieHeader ? `Cookie: ${cookieHeader}\r\n` : ''}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
-      );
-    });
-    let data = '';
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`no end of the answer to ${path}: ${data}`)));
-    socket.on('data', (d) => (data += d.toString('utf8')));
-    socket.on('close', () => resolve(data));
-    socket.on('error', reject);
-  });
-}
-
 function echoed(answer: string): { cookie: string | null; authorization: string | null } {
   const line = answer.split('\r\n\r\n')[1]!.trim();
   return JSON.parse(line) as { cookie: string | null; authorization: string | null };
@@ -127,7 +109,7 @@ function echoed(answer: string): { cookie: string | null; authorization: string 
 describe('WebSocket upgrades on routes with upstream sign-in', () => {
   it('a form-login route: Kanmon signs in first, and the handshake carries the jar session, not the Kanmon cookie', async () => {
     const before = app.logins;
-    const answer = await handshake('/app/socket', `${cookie}; theme=dark`);
+    const answer = await h.handshake('/app/socket', `${cookie}; theme=dark`);
     expect(answer).toMatch(/^HTTP\/1\.1 101 /);
     expect(app.logins).toBe(before + 1);
     const seen = echoed(answer);
@@ -136,36 +118,36 @@ describe('WebSocket upgrades on routes with upstream sign-in', () => {
     expect(seen.cookie).not.toContain('__Host-kanmon-session');
 
     // The next handshake and a page load share that upstream session: no second sign-in.
-    const again = await handshake('/app/socket', cookie);
+    const again = await h.handshake('/app/socket', cookie);
     expect(echoed(again).cookie).toBe(/sid=[^;]+/.exec(seen.cookie!)![0]);
     expect((await h.get('/app/', { cookie })).text).toBe('home');
     expect(app.logins).toBe(before + 1);
   });
 
   it('a Basic route: the handshake carries the Authorization', async () => {
-    const answer = await handshake('/basic/socket', cookie);
+    const answer = await h.handshake('/basic/socket', cookie);
     expect(answer).toMatch(/^HTTP\/1\.1 101 /);
     expect(echoed(answer).authorization).toBe(`Basic ${Buffer.from(`svc:${PASSWORD}`).toString('base64')}`);
   });
 
   it("the upstream's refusal of an ended session is relayed, and the next page load signs in again", async () => {
     app.sessions.clear();
-    const refused = await handshake('/app/socket', cookie);
+    const refused = await h.handshake('/app/socket', cookie);
     expect(refused).toMatch(/^HTTP\/1\.1 401 /);
     const logins = app.logins;
     expect((await h.get('/app/', { cookie })).text).toBe('home');
     expect(app.logins).toBe(logins + 1);
-    expect(await handshake('/app/socket', cookie)).toMatch(/^HTTP\/1\.1 101 /);
+    expect(await h.handshake('/app/socket', cookie)).toMatch(/^HTTP\/1\.1 101 /);
   });
 
   it('refuses without a session (401), without stored credentials (403), and with a forged session cookie (401)', async () => {
-    expect(await handshake('/app/socket')).toMatch(/^HTTP\/1\.1 401 /);
-    expect(await handshake('/mine/socket', cookie)).toMatch(/^HTTP\/1\.1 403 /);
-    expect(await handshake('/app/socket', '__Host-kanmon-session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await h.handshake('/app/socket')).toMatch(/^HTTP\/1\.1 401 /);
+    expect(await h.handshake('/mine/socket', cookie)).toMatch(/^HTTP\/1\.1 403 /);
+    expect(await h.handshake('/app/socket', '__Host-kanmon-session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).toMatch(/^HTTP\/1\.1 401 /);
     // A browser cookie named like the upstream's cannot stand in for the jar's.
     app.sessions.add('forged');
     const logins = app.logins;
-    const answer = await handshake('/app/socket', `${cookie}; sid=forged`);
+    const answer = await h.handshake('/app/socket', `${cookie}; sid=forged`);
     expect(answer).toMatch(/^HTTP\/1\.1 101 /);
     expect(echoed(answer).cookie).not.toContain('sid=forged');
     expect(app.logins).toBe(logins);
