@@ -78,10 +78,6 @@ export class UpstreamCredentialService {
    * at once; a change made on another node is seen once the entry is older than the bound.
    */
   readonly #cache: ExpiringCache<string, Opened>;
-  /** One store read per key at a time, however many requests of a page arrive together. */
-  readonly #inflight = new Map<string, Promise<Opened>>();
-  /** Bumped by every change made here: a read that started before it must not be cached. */
-  #generation = 0;
 
   constructor(
     private readonly deps: {
@@ -229,36 +225,18 @@ export class UpstreamCredentialService {
 
   /** The opened credentials of one set and owner: from this node's cache while fresh, else from the store. */
   #opened(set: string, owner: CredentialOwner): Promise<Opened> {
-    const key = docId(set, owner);
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) return Promise.resolve(hit);
-    const pending = this.#inflight.get(key);
-    if (pending) return pending;
-    const generation = this.#generation;
-    const fetchedAt = this.now();
-    const p = (async (): Promise<Opened> => {
+    // One store read per key at a time; a change made here meanwhile (#forget) keeps it from being kept.
+    return this.#cache.load(docId(set, owner), async () => {
       const doc = await this.read(set, owner);
-      let opened: Opened = null;
-      if (doc) {
-        const plain = await this.deps.secrets.open(doc.body.sealed, sealContext(set, owner));
-        opened = { payload: JSON.parse(new TextDecoder().decode(plain)) as SealedPayload, version: doc.version, ...(doc.body.rejectedAt !== undefined ? { rejectedAt: doc.body.rejectedAt } : {}) };
-      }
-      // A change made here while this read was under way wins: what was read may be older than it.
-      if (generation === this.#generation) this.#cache.set(key, opened, fetchedAt);
-      return opened;
-    })().finally(() => {
-      if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+      if (!doc) return null;
+      const plain = await this.deps.secrets.open(doc.body.sealed, sealContext(set, owner));
+      return { payload: JSON.parse(new TextDecoder().decode(plain)) as SealedPayload, version: doc.version, ...(doc.body.rejectedAt !== undefined ? { rejectedAt: doc.body.rejectedAt } : {}) };
     });
-    this.#inflight.set(key, p);
-    return p;
   }
 
   /** A change made on this node: its next request reads the store. */
   #forget(set: string, owner: CredentialOwner): void {
-    const key = docId(set, owner);
-    this.#generation++;
-    this.#cache.delete(key);
-    this.#inflight.delete(key);
+    this.#cache.delete(docId(set, owner));
   }
 
   /**

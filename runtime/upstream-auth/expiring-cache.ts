@@ -25,6 +25,8 @@ interface Entry<V> {
 
 export class ExpiringCache<K, V> {
   readonly #entries = new Map<K, Entry<V>>();
+  /** Fetches under way (load), one per key. */
+  readonly #loading = new Map<K, Promise<V>>();
   #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -46,7 +48,7 @@ export class ExpiringCache<K, V> {
     const hit = this.#entries.get(key);
     if (!hit) return undefined;
     if (!this.#fresh(hit, now)) {
-      this.delete(key);
+      this.#drop(key);
       return undefined;
     }
     return hit.value;
@@ -62,14 +64,44 @@ export class ExpiringCache<K, V> {
     const bytes = this.opts.sizeOf(value);
     if (this.opts.ttlMs() <= 0 || bytes > this.opts.maxBytes) return;
     while (this.#entries.size > 0 && (this.#entries.size >= this.opts.maxEntries || this.#bytes + bytes > this.opts.maxBytes)) {
-      this.delete(this.#entries.keys().next().value as K);
+      this.#drop(this.#entries.keys().next().value as K);
     }
     this.#entries.set(key, { value, fetchedAt, bytes });
     this.#bytes += bytes;
     this.#arm();
   }
 
+  /**
+   * The fresh value of `key`, else what `fetch` gives, kept as fetched when the fetch began;
+   * one fetch per key at a time, however many callers ask together. A set() or delete() of the
+   * key while a fetch is under way wins: the fetch's callers get what it read, but it is not kept,
+   * since it may be older than that change.
+   */
+  load(key: K, fetch: () => Promise<V>): Promise<V> {
+    const hit = this.get(key);
+    if (hit !== undefined) return Promise.resolve(hit);
+    const pending = this.#loading.get(key);
+    if (pending) return pending;
+    const fetchedAt = this.opts.now();
+    const p: Promise<V> = fetch()
+      .then((value) => {
+        if (this.#loading.get(key) === p) this.set(key, value, fetchedAt);
+        return value;
+      })
+      .finally(() => {
+        if (this.#loading.get(key) === p) this.#loading.delete(key);
+      });
+    this.#loading.set(key, p);
+    return p;
+  }
+
+  /** Drops the entry, and keeps a fetch of it under way from being kept. */
   delete(key: K): void {
+    this.#loading.delete(key);
+    this.#drop(key);
+  }
+
+  #drop(key: K): void {
     const hit = this.#entries.get(key);
     if (!hit) return;
     this.#entries.delete(key);
@@ -79,6 +111,7 @@ export class ExpiringCache<K, V> {
   /** Drops every entry (and stops the sweep timer). */
   clear(): void {
     this.#entries.clear();
+    this.#loading.clear();
     this.#bytes = 0;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -87,7 +120,7 @@ export class ExpiringCache<K, V> {
   /** Drops every expired entry. */
   sweep(): void {
     const now = this.opts.now();
-    for (const [key, entry] of this.#entries) if (!this.#fresh(entry, now)) this.delete(key);
+    for (const [key, entry] of this.#entries) if (!this.#fresh(entry, now)) this.#drop(key);
   }
 
   #fresh(entry: Entry<V>, now: number): boolean {
@@ -99,7 +132,7 @@ export class ExpiringCache<K, V> {
   #sweepOldest(now: number): void {
     for (const [key, entry] of this.#entries) {
       if (this.#fresh(entry, now)) return;
-      this.delete(key);
+      this.#drop(key);
     }
   }
 

@@ -75,8 +75,6 @@ interface Cached {
 
 export class JarStore {
   private readonly cache: ExpiringCache<string, Cached>;
-  /** One store read per jar at a time, however many requests of a page arrive together. */
-  private readonly loading = new Map<string, Promise<Cached>>();
 
   constructor(
     private readonly documents: DocumentStore,
@@ -136,7 +134,6 @@ export class JarStore {
         const sealed = await this.opts.secrets.seal(new TextEncoder().encode(JSON.stringify(next)), context);
         const body: SealedJar = { v: 2, owner: key.userId, sealed };
         const stored = await this.documents.put({ kind: JAR_KIND, id, body: JSON.stringify(body), expiresAt }, { now, expectedVersion: current.version });
-        this.loading.delete(id);
         this.cache.set(id, { state: next, stored: next, version: stored.version, context, fetchedAt: now }, now);
         return next;
       } catch (err) {
@@ -172,7 +169,6 @@ export class JarStore {
 
   async delete(id: string): Promise<void> {
     this.cache.delete(id);
-    this.loading.delete(id);
     try {
       await this.documents.delete(JAR_KIND, id);
     } finally {
@@ -187,23 +183,16 @@ export class JarStore {
     return hit && hit.context === JarStore.contextOf(key) ? hit : undefined;
   }
 
-  private load(key: JarKey): Promise<Cached> {
+  /** One store read per jar at a time; a jar written or deleted here meanwhile keeps it from being kept. */
+  private async load(key: JarKey): Promise<Cached> {
     const id = JarStore.idOf(key.sessionId, key.routeId);
     const context = JarStore.contextOf(key);
-    const pending = this.loading.get(id);
-    if (pending) return pending.then((c) => (c.context === context ? c : this.read(key)));
-    let p!: Promise<Cached>;
-    p = this.read(key)
-      .then((cached) => {
-        // Not when the jar was deleted or written here meanwhile: what was read is older than that.
-        if (this.loading.get(id) === p) this.cache.set(id, cached, cached.fetchedAt);
-        return cached;
-      })
-      .finally(() => {
-        if (this.loading.get(id) === p) this.loading.delete(id);
-      });
-    this.loading.set(id, p);
-    return p;
+    const loaded = await this.cache.load(id, () => this.read(key));
+    if (loaded.context === context) return loaded;
+    // Read for another owner or credential set of the same session and route (the route's set changed): this one's replaces it.
+    this.cache.delete(id);
+    const again = await this.cache.load(id, () => this.read(key));
+    return again.context === context ? again : this.read(key);
   }
 
   private async read(key: JarKey): Promise<Cached> {

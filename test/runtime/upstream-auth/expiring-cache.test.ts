@@ -20,6 +20,44 @@ function cache(opts: { ttlMs?: number; maxEntries?: number; maxBytes?: number } 
 }
 
 describe('the expiring cache', () => {
+  it('load: one fetch for callers asking together, kept as fetched when it began, then served from memory', async () => {
+    const { c, advance } = cache();
+    let fetches = 0;
+    let release!: (v: string) => void;
+    const fetch = () => {
+      fetches++;
+      return new Promise<string>((r) => (release = r));
+    };
+    const first = c.load('a', fetch);
+    const second = c.load('a', fetch);
+    advance(3000);
+    release('v1');
+    expect(await first).toBe('v1');
+    expect(await second).toBe('v1');
+    expect(fetches).toBe(1);
+    expect(await c.load('a', fetch)).toBe('v1');
+    expect(fetches).toBe(1);
+    // Kept from when the fetch began: 2000 ms more makes it as old as the bound.
+    advance(2000);
+    expect(c.get('a')).toBeUndefined();
+  });
+
+  it('load: a set() or delete() while the fetch is under way wins, and what the fetch read is not kept', async () => {
+    const cases: Array<[string, (c: ExpiringCache<string, string>) => void, string | undefined]> = [
+      ['delete', (c) => c.delete('a'), undefined],
+      ['set', (c) => c.set('a', 'local'), 'local'],
+    ];
+    for (const [name, change, expected] of cases) {
+      const { c } = cache();
+      let release!: (v: string) => void;
+      const pending = c.load('a', () => new Promise<string>((r) => (release = r)));
+      change(c);
+      release('stale');
+      expect(await pending, name).toBe('stale');
+      expect(c.get('a'), name).toBe(expected);
+    }
+  });
+
   it('serves an entry until it is as old as the bound, then drops it', () => {
     const { c, advance } = cache();
     c.set('a', 'secret');
