@@ -13,7 +13,7 @@ import type { DocumentStore, User } from '../store/types.js';
 import type { AuditLog } from './audit-log.js';
 import { ServiceError } from './errors.js';
 import { CLI_CONTEXT, type RequestContext } from './request-context.js';
-import { ExpiringCache } from '../upstream-auth/expiring-cache.js';
+import { ExpiringCache, boundMs } from '../upstream-auth/expiring-cache.js';
 
 export const CREDENTIAL_KIND = 'upstream-auth-credential';
 /** Single-use tokens of the credentials form: a replayed or forged post is refused. */
@@ -94,9 +94,8 @@ export class UpstreamCredentialService {
       readonly cacheSeconds?: number | (() => number);
     },
   ) {
-    const cacheSeconds = deps.cacheSeconds ?? 0;
     this.#cache = new ExpiringCache<string, Opened>({
-      ttlMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000,
+      ttlMs: boundMs(deps.cacheSeconds ?? 0),
       ...CREDENTIAL_CACHE_LIMITS,
       // UTF-16 code units plus the entry's bookkeeping.
       sizeOf: (v) => 2 * ((v?.payload.username.length ?? 0) + (v?.payload.secret.length ?? 0)) + 128,

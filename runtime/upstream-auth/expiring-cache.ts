@@ -6,6 +6,11 @@
  * on every access the oldest entries are checked, and a timer (which never keeps the process
  * alive) sweeps the rest, so secrets do not linger in memory after their bound.
  */
+/** A bound given in seconds (a number, or a getter of a live setting) as the milliseconds getter `ttlMs` takes. */
+export function boundMs(seconds: number | (() => number)): () => number {
+  return typeof seconds === 'function' ? () => seconds() * 1000 : () => seconds * 1000;
+}
+
 export interface ExpiringCacheOptions<V> {
   /** How long an entry is trusted, read at each use (a live setting); 0 turns caching off. */
   readonly ttlMs: () => number;

@@ -35,6 +35,7 @@ import type { SecretBox } from '../secrets/secret-box.js';
 import type { DocumentStore } from '../store/types.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { applySetCookies, takeSetCookies, upstreamCookieHeader } from './cookie-jar.js';
+import { boundMs } from './expiring-cache.js';
 import { JarStore, type JarKey, type JarState } from './jar-store.js';
 import { createSignInDispatcher, isRedirect, redirectsToLogin, signInWithForm, signOutOfUpstream, type SignInClient } from './sign-in.js';
 
@@ -111,8 +112,7 @@ export class UpstreamSignIn {
     routes: readonly RouteConfig[] | (() => readonly RouteConfig[]),
   ) {
     this.#now = opts.now ?? Date.now;
-    const cacheSeconds = opts.cacheSeconds ?? 5;
-    this.#jars = new JarStore(opts.documents, { secrets: opts.secrets, logger: opts.logger, cacheMs: typeof cacheSeconds === 'function' ? () => cacheSeconds() * 1000 : () => cacheSeconds * 1000, now: this.#now });
+    this.#jars = new JarStore(opts.documents, { secrets: opts.secrets, logger: opts.logger, cacheMs: boundMs(opts.cacheSeconds ?? 5), now: this.#now });
     this.#routes = typeof routes === 'function' ? routes : () => routes;
   }
 
