@@ -12,7 +12,7 @@ import type { Notifier } from '../notify/notifier.js';
 import { wireAuditAlerts } from '../observability/audit-alerts.js';
 import { startHealthServer } from '../observability/health-server.js';
 import { Metrics } from '../observability/metrics.js';
-import { SelfCheck, certificateCheck, storeCheck, upstreamCheck } from '../observability/self-check.js';
+import { SelfCheck, certificateCheck, storeCheck, upstreamCheck, type CheckResult } from '../observability/self-check.js';
 import { openSecretBox } from '../secrets/index.js';
 import { createServices, type Services } from '../services/index.js';
 import { openStore } from '../store/index.js';
@@ -160,27 +160,23 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
     const fixedChecks = [storeCheck(store), ...(servedCertificate ? [certificateCheck(() => servedCertificate.notAfter, metrics)] : [])];
     const live = new LiveConfig<undefined>({ version: 0, config, derived: undefined });
     liveConfig = live;
+    // The workers serve the console, whose dashboard shows these results: each run's go to every started worker.
+    const shareHealth = (results: readonly CheckResult[]) => {
+      const message: PrimaryMessage = { kanmon: 'health', results };
+      for (const { worker, started } of workers.values()) {
+        if (started && worker.isConnected()) worker.send(message, (err: Error | null) => err && logger.debug({ err, worker: worker.id }, 'self-check results not delivered to a worker'));
+      }
+    };
     const selfCheck = new SelfCheck({
       // The upstreams of the routes in force (the workers refuse a version naming a demo this node did not start).
       targets: () => [...fixedChecks, ...live.config.routes.filter((r) => r.upstream !== 'demo' || demo).map((r) => upstreamCheck(r.id, upstreamOf(r.upstream)))],
       logger,
       metrics,
       notifier,
+      onRun: shareHealth,
     });
-    // The workers serve the console, whose dashboard shows these results: each run's go to every started worker.
-    const shareHealth = () => {
-      const message: PrimaryMessage = { kanmon: 'health', results: selfCheck.snapshot() };
-      for (const { worker, started } of workers.values()) {
-        if (started && worker.isConnected()) worker.send(message, (err: Error | null) => err && logger.debug({ err, worker: worker.id }, 'self-check results not delivered to a worker'));
-      }
-    };
-    const checkAndShare = () =>
-      selfCheck
-        .runOnce()
-        .then(shareHealth)
-        .catch((err: unknown) => logger.warn({ err }, 'self-check could not run'));
     // New certificate files are checked at once, as the workers put them into service.
-    certificateFiles?.onChange(() => void checkAndShare());
+    certificateFiles?.onChange(() => void selfCheck.runOnce());
     // The workers seed and apply the stored versions; the primary follows them for what it checks.
     const configPolling = startConfigPolling<undefined>({
       live,
@@ -189,15 +185,12 @@ export async function startKanmonCluster(input: KanmonConfig | KanmonConfigInput
       build: async () => undefined,
       retire: async () => undefined,
       // New routes are checked at once, not at the next minute.
-      onSwap: () => void checkAndShare(),
+      onSwap: () => void selfCheck.runOnce(),
       onError: (err, version) => logger.warn({ err, version }, 'the primary cannot read this config version; the workers log why'),
     });
     cleanups.push(() => configPolling.stop());
     await configPolling.refresh();
-    void checkAndShare();
-    const selfCheckTimer = setInterval(() => void checkAndShare(), opts.selfCheckIntervalMs ?? 60_000);
-    selfCheckTimer.unref();
-    cleanups.push(() => clearInterval(selfCheckTimer));
+    cleanups.push(selfCheck.start(opts.selfCheckIntervalMs));
 
     // A session's connections are spread over the workers, so each worker sees part of the
     // node's sessions: the largest worker count is the closest lower bound without sharing ids.

@@ -41,6 +41,8 @@ export class SelfCheck {
       readonly metrics: Metrics;
       readonly notifier: Notifier;
       readonly now?: () => number;
+      /** Told every run's results (a cluster's primary sends them to its workers' consoles). */
+      readonly onRun?: (results: readonly CheckResult[]) => void;
     },
   ) {}
 
@@ -70,6 +72,7 @@ export class SelfCheck {
         this.record(t.name, outcome, t.quiet === true);
       }),
     );
+    this.deps.onRun?.(this.snapshot());
   }
 
   private record(name: string, outcome: { state: CheckState; detail: string }, quiet = false): void {
